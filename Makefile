@@ -1,0 +1,59 @@
+# Two commands set everything up on a fresh machine: `make book` and `make test`.
+# Both create the pinned environment in .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# Fixed thread counts keep floating-point sums in one order, so stored outputs reproduce.
+export OMP_NUM_THREADS := 1
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export MPLBACKEND := Agg
+
+.PHONY: all env book test unit nbval execute bench student clean help
+
+help:
+	@echo "make book     build the HTML book into _build/html (creates .venv if missing)"
+	@echo "make test     run unit tests, notebook hygiene tests and nbval (creates .venv if missing)"
+	@echo "make execute  re-execute every chapter notebook in place (authors, after changing mlteach)"
+	@echo "make bench    run the speed benchmarks in benchmarks/"
+	@echo "make student  write student editions (no solutions) into _build/student"
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
+
+execute: $(STAMP)
+	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+student: $(STAMP)
+	$(PY) tools/make_student.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,18 @@
+"""mlteach: multilevel models for teaching, with numbers that match lme4, plm and Stata.
+
+The library behind the course book: each function implements a concept of a chapter and its
+docstring points to the equation it computes.
+"""
+
+from mlteach import errors
+from mlteach.data import list_datasets, load
+from mlteach.design import center, decompose_variance, group_mean, mundlak
+from mlteach.ols import OLSResult, ols
+from mlteach.simulate import simulate_clustered
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "errors", "load", "list_datasets", "center", "decompose_variance", "group_mean", "mundlak",
+    "ols", "OLSResult", "simulate_clustered",
+]

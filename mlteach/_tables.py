@@ -1,0 +1,95 @@
+"""Tables and printed summaries shared by every result object.
+
+A `Summary` is a title, a list of (label, value) facts and a few captioned tables; it prints as
+plain text for the console and as HTML in notebooks and the book.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def coef_table(params: pd.Series, bse: pd.Series, df: float | None = None,
+               level: float = 0.95, stat: str | None = None) -> pd.DataFrame:
+    """Estimate, standard error, t (or z) statistic, p-value and confidence interval by term.
+
+    `df` gives Student-t inference with that many degrees of freedom; None gives normal (z).
+    """
+    est = params.astype(float)
+    se = bse.reindex(est.index).astype(float)
+    t = est / se
+    if df is None:
+        p = 2 * stats.norm.sf(np.abs(t))
+        q = stats.norm.ppf(0.5 + level / 2)
+        stat = stat or "z"
+    else:
+        p = 2 * stats.t.sf(np.abs(t), df)
+        q = stats.t.ppf(0.5 + level / 2, df)
+        stat = stat or "t"
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return pd.DataFrame({
+        "estimate": est, "std.err": se, stat: t, f"P>|{stat}|": p,
+        f"[{lo:.3g}": est - q * se, f"{hi:.3g}]": est + q * se,
+    })
+
+
+def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = None,
+                        level: float = 0.95) -> pd.DataFrame:
+    """Wald intervals estimate ± q·SE with columns 'lower' and 'upper'."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}.")
+    q = stats.norm.ppf(0.5 + level / 2) if df is None else stats.t.ppf(0.5 + level / 2, df)
+    return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+            return f"{value:.4e}"
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A printable, notebook-friendly summary of a fitted model or a test."""
+
+    title: str
+    facts: Sequence[tuple[str, object]] = ()
+    tables: Sequence[tuple[str, pd.DataFrame]] = ()
+    notes: Sequence[str] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        lines = [self.title, "=" * len(self.title)]
+        if self.facts:
+            width = max(len(k) for k, _ in self.facts)
+            lines += [f"{k:<{width}}  {_fmt(v)}" for k, v in self.facts]
+        for caption, table in self.tables:
+            lines += ["", caption, table.to_string(float_format=lambda v: f"{v:.4f}")]
+        if self.notes:
+            lines += [""] + [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        out = [f"<div class='mlteach-summary'><strong>{html.escape(self.title)}</strong>"]
+        if self.facts:
+            out.append("<table><tbody>" + "".join(
+                f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                f"<td>{html.escape(_fmt(v))}</td></tr>" for k, v in self.facts) + "</tbody></table>")
+        for caption, table in self.tables:
+            out.append(f"<p><em>{html.escape(caption)}</em></p>")
+            out.append(table.to_html(float_format=lambda v: f"{v:.4f}", border=0))
+        for n in self.notes:
+            out.append(f"<p><small>Note: {html.escape(n)}</small></p>")
+        out.append("</div>")
+        return "\n".join(out)
