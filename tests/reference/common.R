@@ -1,0 +1,125 @@
+## Shared helpers for the reference scripts (sourced by lme4_lmm.R, plm_panel.R,
+## lme4_glmm.R).  Run the scripts from the repository root.
+suppressPackageStartupMessages({
+  library(jsonlite)
+})
+
+DATA_DIR <- file.path("mlteach", "data")
+OUT_DIR  <- file.path("tests", "reference")
+stopifnot(dir.exists(DATA_DIR), dir.exists(OUT_DIR))
+
+## ---------------------------------------------------------------- data ----
+## All data are read from the project's CSVs (not from R packages), so the
+## references are computed on exactly the data the Python code uses.
+## Every grouping/categorical column is read as character and turned into a
+## factor with R's default (sorted) level order.
+read_csv_chr <- function(name, chr = character()) {
+  cc <- setNames(rep("character", length(chr)), chr)
+  read.csv(file.path(DATA_DIR, name), colClasses = cc, stringsAsFactors = FALSE)
+}
+as_factors <- function(d, cols) { for (cl in cols) d[[cl]] <- factor(d[[cl]]); d }
+
+load_data <- function(name) {
+  switch(name,
+    "hsb82.csv" = as_factors(read_csv_chr(name, c("school", "minrty", "sx", "sector")),
+                             c("school", "minrty", "sx", "sector")),
+    "sleepstudy.csv" = as_factors(read_csv_chr(name, "Subject"), "Subject"),
+    "dyestuff.csv" = , "dyestuff2.csv" = as_factors(read_csv_chr(name, "Batch"), "Batch"),
+    "pastes.csv" = as_factors(read_csv_chr(name, c("batch", "cask", "sample")),
+                              c("batch", "cask", "sample")),
+    "penicillin.csv" = as_factors(read_csv_chr(name, c("plate", "sample")), c("plate", "sample")),
+    "contraception.csv" = {
+      d <- read_csv_chr(name, c("woman", "district", "use", "livch", "urban"))
+      d <- as_factors(d, c("woman", "district", "use", "urban"))
+      d$livch <- factor(d$livch, levels = c("0", "1", "2", "3+"))
+      stopifnot(!anyNA(d$livch), identical(levels(d$use), c("N", "Y")),
+                identical(levels(d$urban), c("N", "Y")))
+      d
+    },
+    "cbpp.csv" = as_factors(read_csv_chr(name, c("herd", "period")), c("herd", "period")),
+    "grouseticks.csv" = as_factors(read_csv_chr(name, c("INDEX", "BROOD", "YEAR", "LOCATION")),
+                                   c("INDEX", "BROOD", "YEAR", "LOCATION")),
+    "grunfeld.csv" = read.csv(file.path(DATA_DIR, name)),
+    "gasoline.csv" = read.csv(file.path(DATA_DIR, name), stringsAsFactors = FALSE),
+    stop("unknown data set ", name))
+}
+
+## ------------------------------------------------------------- capture ----
+## Evaluate expr, collecting (and muffling) warnings and messages.
+capture_fit <- function(expr) {
+  warns <- character(); msgs <- character()
+  value <- withCallingHandlers(expr,
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) { msgs <<- c(msgs, sub("\n$", "", conditionMessage(m))); invokeRestart("muffleMessage") })
+  list(value = value, warnings = warns, messages = msgs)
+}
+
+## --------------------------------------------------------------- json -----
+## jsonlite's digits = NA / I(17) still caps output at 15 significant digits,
+## which does not round-trip doubles.  We therefore pre-format every double
+## with the shortest of %.15g/%.16g/%.17g that parses back to the identical
+## double and hand it to jsonlite verbatim.  Non-finite values: NA/NaN -> null,
+## +-Inf -> the strings "Inf"/"-Inf".
+num17 <- function(v) {
+  out <- sprintf("%.15g", v)
+  for (d in 16:17) {
+    bad <- is.finite(v) & suppressWarnings(as.numeric(out)) != v
+    if (any(bad)) out[bad] <- sprintf(paste0("%.", d, "g"), v[bad])
+  }
+  out[is.na(v)] <- "null"
+  inf <- is.infinite(v)
+  out[inf] <- ifelse(v[inf] > 0, "\"Inf\"", "\"-Inf\"")
+  out
+}
+## Recursively prepare an object: lists -> objects/arrays; doubles -> verbatim
+## numbers.  Length-1 vectors become scalars unless wrapped in I() (AsIs),
+## which forces an array.  Matrices must be converted with rows() first.
+prep_json <- function(x) {
+  if (is.null(x)) return(NULL)
+  if (is.list(x) && !is.data.frame(x)) {
+    cls <- class(x)
+    y <- lapply(x, prep_json)
+    if (inherits(x, "AsIs")) class(y) <- "AsIs"
+    return(y)
+  }
+  if (!is.null(dim(x))) stop("convert matrices with rows() before writing")
+  asis <- inherits(x, "AsIs")
+  if (is.factor(x)) x <- as.character(x)
+  if (is.double(x)) {
+    x <- unclass(x); names(x) <- NULL
+    s <- num17(x)
+    if (length(x) == 1 && !asis) return(structure(s, class = "json"))
+    return(structure(paste0("[", paste(s, collapse = ","), "]"), class = "json"))
+  }
+  x <- unclass(x); names(x) <- NULL
+  if (asis || length(x) != 1) return(I(x))
+  x
+}
+write_json_full <- function(obj, path) {
+  txt <- toJSON(prep_json(obj), auto_unbox = TRUE, json_verbatim = TRUE,
+                pretty = TRUE, null = "null", na = "null")
+  writeLines(txt, path)
+  ## round-trip check
+  invisible(fromJSON(path, simplifyVector = FALSE))
+  cat("wrote", path, "\n")
+}
+
+## named numeric vector -> JSON object (dict term -> value)
+dict <- function(v) { v <- v[]; if (length(v) == 0) return(setNames(list(), character())); as.list(setNames(as.numeric(v), names(v))) }
+## matrix -> list of rows (each row always an array)
+rows <- function(m) { m <- as.matrix(m); lapply(seq_len(nrow(m)), function(i) I(unname(as.numeric(m[i, ])))) }
+## matrix with names -> list(names = ..., matrix = rows)
+named_matrix <- function(m) { m <- as.matrix(m); list(names = I(rownames(m)), colnames = I(colnames(m)), matrix = rows(m)) }
+
+software_block <- function() {
+  pv <- function(p) tryCatch(as.character(packageVersion(p)), error = function(e) NA_character_)
+  list(R = R.version.string, lme4 = pv("lme4"), Matrix = pv("Matrix"), plm = pv("plm"),
+       MASS = pv("MASS"), nlme = pv("nlme"), jsonlite = pv("jsonlite"),
+       sandwich = pv("sandwich"), platform = R.version$platform,
+       blas = tryCatch(sessionInfo()$BLAS, error = function(e) NA_character_),
+       lapack = tryCatch(sessionInfo()$LAPACK, error = function(e) NA_character_),
+       date = format(Sys.time(), "%Y-%m-%d"))
+}
+
+## Print to the .Rout.txt transcript (sink is set up by each script).
+banner <- function(...) cat("\n", strrep("=", 78), "\n== ", ..., "\n", strrep("=", 78), "\n", sep = "")
