@@ -38,13 +38,15 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
+	$(MAKE) --no-print-directory nbval
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NOTEBOOKS)
+	@if [ -z "$(NOTEBOOKS)" ]; then echo "nbval: no notebooks yet"; else \
+	  $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	    -p no:cacheprovider -q $(NOTEBOOKS); fi
 
 execute: $(STAMP)
 	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)
