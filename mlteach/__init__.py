@@ -7,6 +7,7 @@ docstring points to the equation it computes.
 from mlteach import errors
 from mlteach.data import list_datasets, load
 from mlteach.design import center, decompose_variance, group_mean, mundlak
+from mlteach.exercises import check
 from mlteach.ols import OLSResult, ols
 from mlteach.simulate import simulate_clustered
 
@@ -14,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "load", "list_datasets", "center", "decompose_variance", "group_mean", "mundlak",
-    "ols", "OLSResult", "simulate_clustered",
+    "ols", "OLSResult", "simulate_clustered", "check",
 ]
