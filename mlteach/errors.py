@@ -42,6 +42,11 @@ class UnknownDatasetError(MlteachError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelComparisonError(MlteachError):
+    """Two fitted models cannot be compared as asked (not nested, different rows, REML fits
+    with different fixed effects)."""
+
+
 class MlteachWarning(UserWarning):
     """Base class of every warning issued by mlteach."""
 
@@ -68,6 +73,10 @@ class SeparationWarning(MlteachWarning):
 
 class DroppedTermWarning(MlteachWarning):
     """A term was removed from the model, e.g. a time-invariant variable under fixed effects."""
+
+
+class SmallGroupWarning(MlteachWarning):
+    """Some groups are too small (or too uniform) for a separate regression; they are NaN."""
 
 
 __all__ = [name for name in dir() if name[0].isupper()]

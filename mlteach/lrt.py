@@ -1,0 +1,393 @@
+"""Likelihood-ratio tests of nested linear mixed models (book chapter on model comparison).
+
+Two fits, the smaller M₀ nested in the larger M₁, are compared by
+
+    LR = 2 (ℓ₁ − ℓ₀),
+
+which, when M₀ is true, is approximately χ² with df = (parameters of M₁) − (parameters of M₀).
+That approximation needs every extra parameter to be free to move either side of its value under
+H0. A variance cannot: H0 "τ² = 0" puts it on the edge (boundary) of [0, ∞), and the statistic
+is then a 50:50 mixture of χ² distributions (Self & Liang 1987; Stram & Lee 1994):
+
+    one new variance, no covariances            0.5 χ²₀   + 0.5 χ²₁
+    one new random slope with its covariances   0.5 χ²_{q−1} + 0.5 χ²_q   (q parameters added)
+
+The naive χ²_q p-value is then too large (conservative); lme4's ``anova()`` reports the naive one.
+
+Log-likelihoods are comparable only between fits by the same criterion on the same rows. REML
+log-likelihoods depend on the fixed-effects design, so REML fits may be compared only when their
+fixed effects are identical (a test of variance components); otherwise refit with ML.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mlteach._tables import Summary
+from mlteach.errors import ConvergenceWarning, ModelComparisonError
+
+# --------------------------------------------------------------------------------------------
+# What a fit looks like to this module: anything with these attributes (mlteach.lmm results).
+# --------------------------------------------------------------------------------------------
+
+_NEEDED = ("loglik", "n_params", "nobs", "reml", "fixef", "cov_re", "ngroups", "formula")
+
+
+def _check_fit(fit: Any, role: str) -> None:
+    missing = [a for a in _NEEDED if not hasattr(fit, a)]
+    if missing:
+        raise ModelComparisonError(
+            f"The {role} model is a {type(fit).__name__}, which lacks {', '.join(missing)}. "
+            f"lrt() compares two fits returned by mlteach.lmm(formula, data, reml=False)."
+        )
+
+
+def random_terms(fit: Any) -> dict[str, list[str]]:
+    """The random-effect terms of a fit by grouping factor, e.g. ``{'Subject': ['Intercept']}``.
+
+    `fit.cov_re` is one covariance DataFrame when the model has a single grouping factor (whose
+    name is then the single key of `fit.ngroups`), or a dict of them by factor.
+    """
+    cov = fit.cov_re
+    if isinstance(cov, pd.DataFrame):
+        factors = list(fit.ngroups)
+        factor = factors[0] if len(factors) == 1 else "group"
+        return {factor: [str(t) for t in cov.index]}
+    return {str(f): [str(t) for t in c.index] for f, c in cov.items()}
+
+
+def _factor_base(name: str) -> str:
+    # lme4 names the blocks of (x || g) 'g', 'g.1', ...; they belong to the same factor g.
+    return re.sub(r"\.\d+$", "", name)
+
+
+def _random_pairs(fit: Any) -> set[tuple[str, str]]:
+    return {(_factor_base(f), t) for f, terms in random_terms(fit).items() for t in terms}
+
+
+def _response(formula: str) -> str:
+    return formula.split("~", 1)[0].strip() if "~" in formula else ""
+
+
+def _criterion(fit: Any) -> Literal["REML", "ML"]:
+    return "REML" if bool(fit.reml) else "ML"
+
+
+# --------------------------------------------------------------------------------------------
+# The distributions of the statistic
+# --------------------------------------------------------------------------------------------
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(χ²_df ≥ x), with χ²₀ the point mass at zero (P = 1 at x = 0, 0 beyond)."""
+    if df == 0:
+        return 1.0 if x <= 0 else 0.0
+    return float(stats.chi2.sf(x, df))
+
+
+def chi2_mixture_sf(x: float, dfs: tuple[int, ...], weights: tuple[float, ...]) -> float:
+    """P(LR ≥ x) when LR follows the mixture Σ_k w_k χ²_{df_k} (weights summing to one)."""
+    return float(sum(w * chi2_sf(x, d) for w, d in zip(weights, dfs)))
+
+
+def _mixture_label(dfs: tuple[int, ...], weights: tuple[float, ...]) -> str:
+    return " + ".join(f"{w:g}·χ²({d})" for w, d in zip(weights, dfs))
+
+
+# --------------------------------------------------------------------------------------------
+# The result
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LRTResult:
+    """A likelihood-ratio test of two nested mixed models.
+
+    Attributes
+    ----------
+    statistic : LR = 2(ℓ₁ − ℓ₀), the likelihood-ratio (deviance-difference) statistic.
+    df : number of parameters the larger model adds.
+    p_value : the p-value this test reports (`p_boundary` when available, else `p_naive`).
+    p_naive : P(χ²_df ≥ LR), as lme4's ``anova()`` reports it.
+    p_boundary : the boundary-corrected p-value from the χ² mixture, or NaN when the larger
+        model adds no variance (no boundary) or several variances at once (no simple mixture).
+    distribution : the reference distribution used, e.g. ``"0.5·χ²(1) + 0.5·χ²(2)"``.
+    method : ``"boundary"`` or ``"naive"``: which p-value is `p_value`.
+    reason : why that p-value was used, in words.
+    h0, h1 : the hypotheses in words.
+    criterion : ``"ML"`` or ``"REML"``.
+    added_fixed, added_random : the fixed terms and (factor, term) random terms the larger model
+        adds; n_added_variances counts the new variances among the `df` parameters.
+    models : a table (like lme4's ``anova()``) with npar, AIC, BIC, logLik and deviance of both.
+    """
+
+    statistic: float
+    df: int
+    p_value: float
+    p_naive: float
+    p_boundary: float
+    distribution: str
+    method: Literal["boundary", "naive"]
+    reason: str
+    h0: str
+    h1: str
+    criterion: Literal["ML", "REML"]
+    added_fixed: tuple[str, ...]
+    added_random: tuple[tuple[str, str], ...]
+    n_added_variances: int
+    nobs: int
+    models: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        """The comparison table, one row per model, with Chisq, Df and both p-values."""
+        out = self.models.copy()
+        out["Chisq"] = [np.nan, self.statistic]
+        out["Df"] = [np.nan, float(self.df)]
+        out["p (naive χ²)"] = [np.nan, self.p_naive]
+        out["p (boundary)"] = [np.nan, self.p_boundary]
+        return out
+
+    def summary(self) -> Summary:
+        facts: list[tuple[str, object]] = [
+            ("H0", self.h0),
+            ("H1", self.h1),
+            ("Log-likelihoods", f"{self.criterion}, {self.nobs} observations"),
+            ("Statistic LR = 2(ℓ₁ − ℓ₀)", self.statistic),
+            ("Degrees of freedom", self.df),
+            ("Distribution under H0", self.distribution),
+            ("p-value", self.p_value),
+            (f"Naive p, χ²({self.df})", self.p_naive),
+            ("Boundary-corrected p", self.p_boundary),
+        ]
+        table = self.to_frame().drop(columns="formula")
+        for col in ("p (naive χ²)", "p (boundary)"):  # p-values need more than 4 decimals
+            table[col] = [f"{v:.4g}" if np.isfinite(v) else "" for v in table[col]]
+        table["Chisq"] = [f"{v:.4f}" if np.isfinite(v) else "" for v in table["Chisq"]]
+        table["Df"] = [f"{v:.0f}" if np.isfinite(v) else "" for v in table["Df"]]
+        return Summary("Likelihood-ratio test of nested mixed models", facts,
+                       [("Models (smaller = " + self.models["formula"].iloc[0] + ")", table)],
+                       notes=(self.reason,))
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+# --------------------------------------------------------------------------------------------
+# The test
+# --------------------------------------------------------------------------------------------
+
+
+def _check_comparable(smaller: Any, larger: Any) -> None:
+    if int(smaller.nobs) != int(larger.nobs):
+        raise ModelComparisonError(
+            f"The models were fitted to different rows: the smaller to {smaller.nobs}, the "
+            f"larger to {larger.nobs} observations. Log-likelihoods of different data cannot be "
+            f"compared. Drop rows with missing values in any variable of either model first "
+            f"(data.dropna(subset=[...])) and refit both on the same rows."
+        )
+    ys, yl = _response(smaller.formula), _response(larger.formula)
+    if ys and yl and ys != yl:
+        raise ModelComparisonError(
+            f"The models have different outcomes ({ys!r} and {yl!r}); a likelihood-ratio test "
+            f"compares models of the same outcome."
+        )
+    if bool(smaller.reml) != bool(larger.reml):
+        raise ModelComparisonError(
+            f"One model was fitted by {_criterion(smaller)} (the smaller), the other by "
+            f"{_criterion(larger)}: their log-likelihoods are different criteria. Refit both "
+            f"with reml=False."
+        )
+    if int(smaller.n_params) == int(larger.n_params):
+        raise ModelComparisonError(
+            f"Both models have {smaller.n_params} parameters, so neither is nested in the "
+            f"other and a likelihood-ratio test does not apply. Compare non-nested models by "
+            f"AIC or BIC instead."
+        )
+    if int(smaller.n_params) > int(larger.n_params):
+        raise ModelComparisonError(
+            f"The first model has more parameters ({smaller.n_params}) than the second "
+            f"({larger.n_params}). Pass the smaller (null) model first: lrt(smaller, larger)."
+        )
+    fs, fl = list(smaller.fixef.index), set(larger.fixef.index)
+    not_in = [t for t in fs if t not in fl]
+    if not_in:
+        raise ModelComparisonError(
+            f"The models are not nested: the smaller model's fixed effect(s) "
+            f"{', '.join(map(repr, not_in))} are not in the larger model. A likelihood-ratio "
+            f"test needs the smaller model to be the larger one with some terms removed."
+        )
+    rs, rl = _random_pairs(smaller), _random_pairs(larger)
+    extra = sorted(rs - rl)
+    if extra:
+        raise ModelComparisonError(
+            "The models are not nested: the smaller model's random effect(s) " +
+            ", ".join(f"{t!r} by {f!r}" for f, t in extra) + " are not in the larger model."
+        )
+    if bool(smaller.reml) and set(fs) != fl:
+        added = [t for t in larger.fixef.index if t not in set(fs)]
+        raise ModelComparisonError(
+            f"Both models were fitted by REML but their fixed effects differ (the larger adds "
+            f"{', '.join(map(repr, added))}). REML log-likelihoods of models with different "
+            f"fixed effects are not comparable: refit both with reml=False, e.g. "
+            f"mlteach.lmm(formula, data, reml=False)."
+        )
+
+
+def _model_table(smaller: Any, larger: Any) -> pd.DataFrame:
+    rows = {}
+    for label, fit in (("smaller", smaller), ("larger", larger)):
+        ll, k, n = float(fit.loglik), int(fit.n_params), int(fit.nobs)
+        rows[label] = {"formula": str(fit.formula), "npar": k, "AIC": -2 * ll + 2 * k,
+                       "BIC": -2 * ll + k * np.log(n), "logLik": ll, "deviance": -2 * ll}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _hypotheses(added_fixed: list[str], added_random: list[tuple[str, str]], n_cov: int,
+                smaller_pairs: set[tuple[str, str]]) -> str:
+    parts = []
+    if added_fixed:
+        parts.append("the coefficient" + ("s" if len(added_fixed) > 1 else "") + " of " +
+                     ", ".join(map(repr, added_fixed)) + (" are" if len(added_fixed) > 1
+                                                          else " is") + " zero")
+    if added_random:
+        what = ", ".join(f"{t!r} across {f!r}" for f, t in added_random)
+        parts.append(f"the variance{'s' if len(added_random) > 1 else ''} of the random "
+                     f"effect{'s' if len(added_random) > 1 else ''} {what} "
+                     f"{'are' if len(added_random) > 1 else 'is'} zero")
+        partners = [t for f, t in sorted(smaller_pairs) if f == added_random[0][0]]
+        if n_cov and len(added_random) == 1 and n_cov == len(partners):
+            parts[-1] += (f" (and so {'are its covariances' if n_cov > 1 else 'is its covariance'}"
+                          f" with {', '.join(map(repr, partners))})")
+        elif n_cov:
+            parts[-1] += (f" (and so {'are' if n_cov > 1 else 'is'} the {n_cov} covariance"
+                          f"{'s' if n_cov > 1 else ''} the larger model adds)")
+    elif n_cov:
+        parts.append(f"the {n_cov} covariance parameter{'s' if n_cov > 1 else ''} the larger "
+                     f"model adds {'are' if n_cov > 1 else 'is'} zero (random effects "
+                     f"uncorrelated)")
+    return "; ".join(parts) if parts else "the extra parameters are zero"
+
+
+def lrt(smaller: Any, larger: Any) -> LRTResult:
+    """Likelihood-ratio test LR = 2(ℓ₁ − ℓ₀) of a smaller mixed model nested in a larger one.
+
+    Parameters
+    ----------
+    smaller, larger : fits from `mlteach.lmm` on the same rows, the smaller nested in the
+        larger (its fixed and random terms a subset of the larger model's). Use ML fits
+        (``reml=False``) unless both have the same fixed effects and differ only in random
+        effects, where REML fits may also be compared.
+
+    Returns
+    -------
+    LRTResult
+        Prints H0, the statistic, df, the reference distribution and the p-value; keeps both
+        the naive and the boundary-corrected p-values.
+
+    Notes
+    -----
+    With df = Δ(number of parameters), the naive p-value is P(χ²_df ≥ LR). When the larger
+    model adds exactly one variance (a new random intercept, or a random slope together with
+    its covariances with the random effects already there), that variance is zero under H0,
+    on the boundary of its range, and
+
+    .. math:: LR \\sim \\tfrac12 \\chi^2_{df-1} + \\tfrac12 \\chi^2_{df}
+
+    (Self & Liang 1987; Stram & Lee 1994; χ²₀ is a point mass at 0). This p-value is used
+    and is half-way between the two χ² tail areas; the naive one is too large. When several
+    variances are added at once the mixture weights depend on the information matrix and no
+    closed form is used: the naive p-value is reported and is conservative. A larger model
+    that only adds covariances (e.g. ``(x || g)`` against ``(x | g)``) has no boundary problem.
+
+    Raises `ModelComparisonError` for fits to different rows, of different outcomes, by
+    different criteria, not nested, or fitted by REML with different fixed effects.
+    """
+    _check_fit(smaller, "first (smaller)")
+    _check_fit(larger, "second (larger)")
+    _check_comparable(smaller, larger)
+    for role, fit in (("smaller", smaller), ("larger", larger)):
+        if hasattr(fit, "converged") and not bool(fit.converged):
+            warnings.warn(f"The {role} model ({fit.formula}) did not converge; its "
+                          f"log-likelihood, and so this test, may be wrong.",
+                          ConvergenceWarning, stacklevel=2)
+
+    df = int(larger.n_params) - int(smaller.n_params)
+    fs = set(smaller.fixef.index)
+    added_fixed = [str(t) for t in larger.fixef.index if t not in fs]
+    rs = _random_pairs(smaller)
+    added_random = sorted(_random_pairs(larger) - rs)
+    n_var = len(added_random)
+    n_cov = df - len(added_fixed) - n_var
+    if n_cov < 0:
+        raise ModelComparisonError(
+            f"The larger model adds {len(added_fixed)} fixed effect(s) and {n_var} variance(s) "
+            f"but only {df} parameter(s): the two fits do not describe nested models."
+        )
+
+    l0, l1 = float(smaller.loglik), float(larger.loglik)
+    statistic = 2.0 * (l1 - l0)
+    if statistic < 0:
+        if statistic < -1e-6 * max(1.0, abs(l0)):
+            warnings.warn(
+                f"The larger model's log-likelihood ({l1:.6g}) is below the smaller model's "
+                f"({l0:.6g}), although it contains the smaller model: its optimiser stopped "
+                f"short of the maximum. LR is set to 0; refit the larger model (other starting "
+                f"values or optimiser) before trusting this test.",
+                ConvergenceWarning, stacklevel=2)
+        statistic = 0.0
+
+    p_naive = chi2_sf(statistic, df)
+    crit = _criterion(larger)
+    if n_var == 1:
+        dfs, weights = (df - 1, df), (0.5, 0.5)
+        p_boundary = chi2_mixture_sf(statistic, dfs, weights)
+        distribution = _mixture_label(dfs, weights)
+        method: Literal["boundary", "naive"] = "boundary"
+        f, t = added_random[0]
+        reason = (
+            f"Under H0 the variance of {t!r} across {f!r} is zero, on the boundary of its "
+            f"range (a variance cannot be negative), so LR follows the mixture {distribution}, "
+            f"not χ²({df}) (Self & Liang 1987; Stram & Lee 1994). The boundary-corrected p is "
+            f"used; the naive χ²({df}) p, as lme4's anova() prints it, is too large."
+        )
+    elif n_var > 1:
+        p_boundary, distribution, method = float("nan"), f"χ²({df})", "naive"
+        reason = (
+            f"The larger model adds {n_var} variances at once. Their zero values under H0 are "
+            f"all on the boundary; the mixture weights then depend on the model, so the naive "
+            f"χ²({df}) p is reported. It is conservative (too large): if it is small, the "
+            f"evidence is at least that strong. Test one variance at a time for an exact mixture."
+        )
+    else:
+        p_boundary, distribution, method = float("nan"), f"χ²({df})", "naive"
+        reason = (
+            f"The larger model adds no variance, so no parameter is on a boundary under H0 and "
+            f"LR is approximately χ²({df})."
+        )
+    if crit == "REML":
+        reason += (" Both fits are REML with identical fixed effects, so REML log-likelihoods "
+                   "are comparable.")
+    return LRTResult(
+        statistic=statistic, df=df,
+        p_value=p_boundary if method == "boundary" else p_naive,
+        p_naive=p_naive, p_boundary=p_boundary, distribution=distribution, method=method,
+        reason=reason, h0=_hypotheses(added_fixed, added_random, n_cov, rs),
+        h1=f"the larger model, {larger.formula}", criterion=crit,
+        added_fixed=tuple(added_fixed), added_random=tuple(added_random),
+        n_added_variances=n_var, nobs=int(larger.nobs), models=_model_table(smaller, larger),
+    )
+
+
+__all__ = ["lrt", "LRTResult", "chi2_mixture_sf", "random_terms"]
