@@ -147,6 +147,11 @@ class Expected:
     groups: Any = None
 
 
+# Mark and colour of each verdict, for the text and HTML displays.
+_STYLE = {"correct": ("✓", "#1a7f37"), "not yet": ("✗", "#b35900"),
+          "no answer yet": ("…", "#57606a")}
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The verdict on one answer. Truthy only when the answer is correct."""
@@ -163,18 +168,17 @@ class CheckResult:
         return self.passed
 
     def __str__(self) -> str:
-        mark = {"correct": "✓", "not yet": "✗", "no answer yet": "…"}[self.status]
+        mark, _ = _STYLE[self.status]
         return f"{mark} Exercise {self.exercise}: {self.status}. {self.message}".rstrip()
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        colour = {"correct": "#1a7f37", "not yet": "#b35900", "no answer yet": "#57606a"}[self.status]
-        mark = {"correct": "✓", "not yet": "✗", "no answer yet": "…"}[self.status]
+        mark, colour = _STYLE[self.status]
+        message = f" {html.escape(self.message)}" if self.message else ""
         return (f"<div class='mlteach-check' style='border-left:4px solid {colour};"
                 f"padding:0.3em 0.8em'><strong style='color:{colour}'>{mark} Exercise "
-                f"{html.escape(self.exercise)}: {self.status}.</strong> "
-                f"{html.escape(self.message)}</div>")
+                f"{html.escape(self.exercise)}: {self.status}.</strong>{message}</div>")
 
 
 @dataclass(frozen=True)
