@@ -8,6 +8,7 @@ from mlteach import errors
 from mlteach.data import list_datasets, load
 from mlteach.design import center, decompose_variance, group_mean, mundlak
 from mlteach.exercises import check
+from mlteach.lmm import LMMResult, lmm  # the function shadows the subpackage's name
 from mlteach.ols import OLSResult, ols
 from mlteach.simulate import simulate_clustered
 
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "load", "list_datasets", "center", "decompose_variance", "group_mean", "mundlak",
-    "ols", "OLSResult", "simulate_clustered", "check",
+    "ols", "OLSResult", "simulate_clustered", "check", "lmm", "LMMResult",
 ]

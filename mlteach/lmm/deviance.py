@@ -1,0 +1,213 @@
+"""The profiled deviance of a linear mixed model in penalised least-squares form (book §LMM).
+
+Model (Bates, Mächler, Bolker & Walker 2015, eqs. 2–4): with spherical random effects u,
+
+    y | u ~ N(Xβ + ZΛ_θ u, σ² I),   u ~ N(0, σ² I),   b = Λ_θ u.
+
+For given θ, β and u minimise the penalised residual sum of squares
+
+    r²(θ, β, u) = ‖y − Xβ − ZΛ_θ u‖² + ‖u‖²,
+
+whose normal equations have the blocks A = Λ'Z'ZΛ + I = L L', B = Λ'Z'X and c = Λ'Z'y.
+Eliminating u leaves the Schur complement R_X'R_X = X'X − B'A⁻¹B, and
+
+    β̂ = (R_X'R_X)⁻¹ (X'y − B'A⁻¹c),   û = A⁻¹(c − Bβ̂),
+    pwrss = r²(θ) = y'y − c'A⁻¹c − β̂'(X'y − B'A⁻¹c).
+
+Profiling β and σ² out of the likelihood leaves a function of θ alone (eqs. 34 and 41):
+
+    ML:    d(θ)   = log|L|² + n·(1 + log(2π r²/n))
+    REML:  d_R(θ) = log|L|² + log|R_X|² + (n−p)·(1 + log(2π r²/(n−p)))
+
+with σ̂² = r²/n (ML) or r²/(n−p) (REML). −d/2 is the (restricted) log-likelihood.
+
+Two evaluators give the same `PLS` quantities: `SparseDeviance` (any number of grouping factors,
+sparse LU of A) here, and `SingleFactorDeviance` (one grouping factor, per-group blocks) in
+`mlteach.lmm.single`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+from mlteach.lmm.structure import ReStructure
+
+
+@dataclass(frozen=True)
+class PLS:
+    """The penalised least-squares solution at one θ.
+
+    Attributes
+    ----------
+    logdet_L : log|L_θ|² = log det(Λ'Z'ZΛ + I).
+    logdet_RX : log|R_X|² = log det(X'X − B'A⁻¹B).
+    pwrss : r²(θ), the penalised weighted residual sum of squares at β̂, û.
+    beta : β̂(θ).
+    u : û(θ), the spherical random effects (b = Λ_θ u).
+    RXtRX : R_X'R_X, whose inverse times σ̂² is the covariance of β̂.
+    """
+
+    logdet_L: float
+    logdet_RX: float
+    pwrss: float
+    beta: np.ndarray
+    u: np.ndarray
+    RXtRX: np.ndarray
+
+
+def dof(n: int, p: int, reml: bool) -> int:
+    """Degrees of freedom of the residual variance: n − p under REML, n under ML."""
+    return n - p if reml else n
+
+
+def sigma2_hat(pls: PLS, n: int, p: int, reml: bool) -> float:
+    """σ̂² = r²/(n − p) under REML, r²/n under ML."""
+    return pls.pwrss / dof(n, p, reml)
+
+
+def profiled_deviance(pls: PLS, n: int, p: int, reml: bool) -> float:
+    """−2 × the profiled (restricted) log-likelihood at θ (Bates et al. 2015, eqs. 34, 41)."""
+    d = dof(n, p, reml)
+    out = pls.logdet_L + d * (1.0 + np.log(2.0 * np.pi * pls.pwrss / d))
+    return float(out + pls.logdet_RX) if reml else float(out)
+
+
+def schur_solution(XtX: np.ndarray, Xty: np.ndarray, yty: float, BtAinvB: np.ndarray,
+                   BtAinvc: np.ndarray, ctAinvc: float, logdet_L: float,
+                   Ainv_c: np.ndarray, Ainv_B: np.ndarray) -> PLS:
+    """β̂, û and r² from the products with A⁻¹ (shared by both evaluators)."""
+    RXtRX = XtX - BtAinvB
+    rhs = Xty - BtAinvc
+    chol = np.linalg.cholesky(RXtRX)
+    beta = np.linalg.solve(chol.T, np.linalg.solve(chol, rhs))
+    pwrss = float(yty - ctAinvc - beta @ rhs)
+    u = Ainv_c - Ainv_B @ beta
+    return PLS(logdet_L=float(logdet_L), logdet_RX=float(2 * np.log(np.diag(chol)).sum()),
+               pwrss=max(pwrss, 1e-300), beta=beta, u=u, RXtRX=RXtRX)
+
+
+class SparseDeviance:
+    """PLS quantities for any random-effects structure, via a sparse LU of A = Λ'Z'ZΛ + I.
+
+    Cross-products Z'Z, Z'X, Z'y, X'X, X'y, y'y are formed once; each evaluation builds Λ_θ from
+    θ (through a fixed map of its non-zeros to θ) and factors the q × q sparse matrix A.
+    SuperLU with diagonal pivoting on a symmetric ordering acts as a sparse Cholesky here:
+    A is symmetric positive definite, so det A is the product of U's diagonal.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, structure: ReStructure):
+        self.structure = structure
+        Z = structure.Z_sparse()
+        Zt = Z.T.tocsr()
+        self.ZtZ = (Zt @ Z).tocsc()
+        self.ZtX = np.asarray(Zt @ X)
+        self.Zty = np.asarray(Zt @ y).ravel()
+        self.XtX = X.T @ X
+        self.Xty = X.T @ y
+        self.yty = float(y @ y)
+        self.n, self.p = X.shape
+        self.q = Z.shape[1]
+        self._lambda_pattern()
+
+    def _lambda_pattern(self) -> None:
+        """Row, column and θ-index of every structural non-zero of Λ_θ (lme4's Lind)."""
+        rows, cols, ind = [], [], []
+        offset = 0
+        for b in self.structure.blocks:
+            r, c = b.lower_tri()
+            G = b.groups.n_groups
+            base = offset + np.arange(G)[:, None] * b.q
+            rows.append((base + r[None, :]).ravel())
+            cols.append((base + c[None, :]).ravel())
+            ind.append(np.tile(np.arange(b.theta_slice.start, b.theta_slice.stop), G))
+            offset += b.n_effects
+        self._rows = np.concatenate(rows)
+        self._cols = np.concatenate(cols)
+        self._ind = np.concatenate(ind)
+
+    def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
+        """Λ_θ, block diagonal with T_k repeated for each level of factor k."""
+        return sp.csc_matrix((theta[self._ind], (self._rows, self._cols)), shape=(self.q, self.q))
+
+    def A(self, theta: np.ndarray) -> sp.csc_matrix:
+        """A = Λ'Z'ZΛ + I, the matrix whose Cholesky factor is L_θ."""
+        Lam = self.Lambda(theta)
+        return (Lam.T @ self.ZtZ @ Lam + sp.identity(self.q, format="csc")).tocsc()
+
+    def _factor(self, theta: np.ndarray):
+        return splu(self.A(theta), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                    options={"SymmetricMode": True})
+
+    def pls(self, theta: np.ndarray) -> PLS:
+        """Solve the penalised least-squares problem at θ."""
+        theta = np.asarray(theta, dtype=float)
+        Lam = self.Lambda(theta)
+        lu = self._factor(theta)
+        logdet_L = float(np.log(np.abs(lu.U.diagonal())).sum())
+        B = np.asarray(Lam.T @ self.ZtX)
+        c = np.asarray(Lam.T @ self.Zty).ravel()
+        W = lu.solve(np.column_stack([B, c]))
+        Ainv_B, Ainv_c = W[:, :-1], W[:, -1]
+        return schur_solution(self.XtX, self.Xty, self.yty, B.T @ Ainv_B, B.T @ Ainv_c,
+                              float(c @ Ainv_c), logdet_L, Ainv_c, Ainv_B)
+
+    def objective(self, theta: np.ndarray, reml: bool) -> float:
+        """The profiled deviance (REML criterion when `reml`) at θ."""
+        return profiled_deviance(self.pls(theta), self.n, self.p, reml)
+
+    def ranef_blocks(self, theta: np.ndarray, pls: PLS) -> list[np.ndarray]:
+        """Per block k, the (G_k, q_k) conditional modes b = Λ_θ û (lme4's ``ranef``)."""
+        b = np.asarray(self.Lambda(theta) @ pls.u).ravel()
+        out, pos = [], 0
+        for blk in self.structure.blocks:
+            out.append(b[pos:pos + blk.n_effects].reshape(blk.groups.n_groups, blk.q))
+            pos += blk.n_effects
+        return out
+
+    def condvar_blocks(self, theta: np.ndarray, sigma2: float, chunk: int = 256
+                       ) -> list[np.ndarray]:
+        """Per block k, the (G_k, q_k, q_k) conditional covariances σ² T_k (A⁻¹)_jj T_k'.
+
+        These are lme4's ``condVar``: the covariance of b given y at β̂ and θ̂ (β treated as
+        known). Only the diagonal blocks of A⁻¹ are formed, solving for a chunk of unit vectors
+        at a time.
+        """
+        lu = self._factor(theta)
+        wanted_rows, wanted_cols = [], []
+        offset = 0
+        for b in self.structure.blocks:
+            G, q = b.groups.n_groups, b.q
+            base = offset + np.arange(G)[:, None, None] * q
+            rr, cc = np.broadcast_arrays(base + np.arange(q)[None, :, None],
+                                         base + np.arange(q)[None, None, :])
+            wanted_rows.append(rr.ravel())
+            wanted_cols.append(cc.ravel())
+            offset += b.n_effects
+        rows = np.concatenate(wanted_rows)
+        cols = np.concatenate(wanted_cols)
+        Ainv_diag = np.empty(rows.size)
+        order = np.argsort(cols, kind="stable")
+        sorted_cols = cols[order]
+        for start in range(0, self.q, chunk):
+            stop = min(start + chunk, self.q)
+            E = np.zeros((self.q, stop - start))
+            E[np.arange(start, stop), np.arange(stop - start)] = 1.0
+            S = lu.solve(E)
+            lo, hi = np.searchsorted(sorted_cols, [start, stop])
+            sel = order[lo:hi]
+            Ainv_diag[sel] = S[rows[sel], cols[sel] - start]
+        out = []
+        pos = 0
+        for b, T in zip(self.structure.blocks, self.structure.factors_T(theta)):
+            G, q = b.groups.n_groups, b.q
+            M = Ainv_diag[pos:pos + G * q * q].reshape(G, q, q)
+            out.append(sigma2 * T[None] @ M @ T.T[None])
+            pos += G * q * q
+        return out
+
+
+__all__ = ["PLS", "SparseDeviance", "profiled_deviance", "sigma2_hat", "dof", "schur_solution"]

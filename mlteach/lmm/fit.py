@@ -1,0 +1,228 @@
+"""Fit a linear mixed model: parse → encode → deviance function → optimise → check → assemble.
+
+Each stage can be called on its own (as lme4's modular functions): `parse_mixed_formula`,
+`build_structure`, `deviance_function` (the profiled deviance as a function of θ, to plot or
+optimise), `minimize_deviance`, `check_fit`, and `assemble`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula
+
+from mlteach.design import Design, fixed_design, formula_variables
+from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError
+from mlteach.lmm.deviance import SparseDeviance, profiled_deviance, sigma2_hat
+from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
+from mlteach.lmm.optimize import Optimum, minimize_deviance
+from mlteach.lmm.result import LMMResult
+from mlteach.lmm.single import SingleFactorDeviance
+from mlteach.lmm.structure import ReStructure, build_structure
+
+Method = Literal["auto", "single", "sparse"]
+SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
+
+
+def random_variables(parsed: MixedFormula) -> list[str]:
+    """Columns the random part needs: grouping columns and variables of the block expressions."""
+    names: list[str] = []
+    for term in parsed.random:
+        names += formula_variables(Formula(term.expr)) + list(term.factor)
+    return list(dict.fromkeys(names))
+
+
+def deviance_function(design: Design, structure: ReStructure, method: Method = "auto"
+                      ) -> SingleFactorDeviance | SparseDeviance:
+    """The evaluator of the profiled deviance: per-group fast path for one grouping factor,
+    sparse path otherwise (or as requested by `method`)."""
+    if method not in ("auto", "single", "sparse"):
+        raise ValueError(f"method must be 'auto', 'single' or 'sparse', got {method!r}.")
+    if method == "single" and not structure.single_factor:
+        raise ValueError(f"method='single' needs one grouping factor; this model has "
+                         f"{', '.join(structure.factors)}. Use method='auto'.")
+    if method == "sparse" or not structure.single_factor:
+        return SparseDeviance(design.X, design.y, structure)
+    return SingleFactorDeviance(design.X, design.y, structure)
+
+
+def _check_sizes(design: Design, structure: ReStructure) -> None:
+    n, p = design.X.shape
+    if n <= p:
+        raise DataTypeError(f"{n} rows for {p} fixed effects: the model needs more rows.")
+    for b in structure.blocks:
+        if b.n_effects >= n:
+            raise GroupingError(
+                f"The term '({b.term.expr} | {b.factor})' has {b.n_effects} random effects "
+                f"({b.groups.n_groups} groups × {b.q} terms) but there are only {n} rows: the "
+                f"random effects cannot be told apart from the residual. Use fewer random terms "
+                f"or a grouping with fewer levels.")
+
+
+def check_fit(opt: Optimum, structure: ReStructure) -> bool:
+    """Warn in plain words about boundary fits and doubtful convergence; return `converged`."""
+    converged = True
+    if opt.scaled_gradient > 1e-3 or np.any(opt.gradient[opt.at_bound] < -1e-3):
+        converged = False
+        warnings.warn(
+            f"The optimiser may not have found the best estimates: the deviance still slopes at "
+            f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
+            f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
+            f"effects.", ConvergenceWarning, stacklevel=3)
+    scale = max(1.0, float(np.max(np.abs(opt.theta))))
+    if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
+        converged = False
+        warnings.warn(
+            "The fit may sit at a saddle point rather than a maximum of the likelihood (the "
+            "Hessian of the deviance is not positive definite). Simplify the random effects or "
+            "rescale covariates.", ConvergenceWarning, stacklevel=3)
+    for block, T in zip(structure.blocks, structure.factors_T(opt.theta)):
+        diag = np.diag(T)
+        if not np.any(diag < SINGULAR_TOL):
+            continue
+        relative_var = np.diag(T @ T.T)  # variances in units of σ²
+        zero = [c for c, v in zip(block.columns, relative_var) if v < SINGULAR_TOL ** 2]
+        where = f"'({block.term.expr} | {block.factor})'"
+        if zero:
+            what = " and ".join(repr(z) for z in zero)
+            kind = "intercept" if zero == ["Intercept"] else "effect"
+            warnings.warn(
+                f"The random-{kind} variance of {what} by {block.factor!r} is estimated at zero "
+                f"(a boundary, or 'singular', fit): these data show no evidence that it differs "
+                f"between groups of {block.factor!r}. Consider dropping it from {where}.",
+                BoundaryFitWarning, stacklevel=3)
+        else:
+            warnings.warn(
+                f"The random effects in {where} are perfectly correlated (a correlation "
+                f"estimated at ±1: a boundary, or 'singular', fit): the data cannot separate "
+                f"them. Consider uncorrelated effects ('||') or dropping a random slope.",
+                BoundaryFitWarning, stacklevel=3)
+    return converged
+
+
+def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "auto"
+        ) -> LMMResult:
+    """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax: ``y ~ x + (1 | g)``, ``(1 + x | g)`` (or ``(x | g)``), ``(0 + x | g)``,
+        uncorrelated ``(1 + x || g)``, nested ``(1 | school/class)`` or
+        ``(1 | school) + (1 | school:class)``, crossed ``(1 | a) + (1 | b)``. The fixed part and
+        the random-effect expressions are encoded by formulaic (``C(f)``, ``log(x)``, ``a:b``).
+    data : DataFrame
+    reml : bool
+        True for restricted maximum likelihood (REML), False for maximum likelihood (needed to
+        compare models with different fixed effects by a likelihood-ratio test).
+    method : {"auto", "single", "sparse"}
+        Evaluator of the deviance: "auto" uses per-group sufficient statistics for one grouping
+        factor and sparse matrices otherwise; the others force one (for tests).
+
+    Returns
+    -------
+    LMMResult
+
+    Notes
+    -----
+    The model, with b = Λ_θ u:
+
+    .. math::
+
+        y = X\\beta + Zb + \\varepsilon, \\quad b \\sim N(0, \\sigma^2 \\Lambda_\\theta
+        \\Lambda_\\theta'), \\quad \\varepsilon \\sim N(0, \\sigma^2 I).
+
+    β and σ² are profiled out; θ minimises the profiled deviance (REML criterion) of
+    `mlteach.lmm.deviance`. Rows with a missing value in any variable used, grouping columns
+    included, are dropped with a counted `MissingDataWarning`.
+    """
+    if not isinstance(reml, (bool, np.bool_)):
+        raise TypeError(f"reml must be True or False, got {reml!r}.")
+    parsed = parse_mixed_formula(formula)
+    design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
+                          context="the mixed model")
+    structure = build_structure(parsed.random, design.data)
+    _check_sizes(design, structure)
+    dev = deviance_function(design, structure, method)
+    n, p = design.X.shape
+
+    def objective(theta: np.ndarray) -> float:
+        return profiled_deviance(dev.pls(theta), n, p, bool(reml))
+
+    opt = minimize_deviance(objective, structure.theta_start(), structure.theta_lower())
+    return assemble(formula, bool(reml), design, structure, dev, opt)
+
+
+def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
+             dev: SingleFactorDeviance | SparseDeviance, opt: Optimum) -> LMMResult:
+    """Everything the result reports, computed at θ̂ (and the checks' warnings issued)."""
+    n, p = design.X.shape
+    theta = opt.theta
+    pls = dev.pls(theta)
+    s2 = sigma2_hat(pls, n, p, reml)
+    terms = pd.Index(design.terms)
+    V = s2 * np.linalg.inv(pls.RXtRX)
+    V = 0.5 * (V + V.T)
+    Ts = structure.factors_T(theta)
+    cov_blocks = [s2 * T @ T.T for T in Ts]
+    converged = check_fit(opt, structure)
+    b_blocks = dev.ranef_blocks(theta, pls)
+    cv_blocks = dev.condvar_blocks(theta, s2)
+
+    factors = structure.factors
+    cov_re, ranef, condvar, re_terms, ngroups = {}, {}, {}, {}, {}
+    for g in factors:
+        blocks = [i for i, b in enumerate(structure.blocks) if b.factor == g]
+        cols = [c for i in blocks for c in structure.blocks[i].columns]
+        levels = structure.blocks[blocks[0]].groups.levels
+        q = len(cols)
+        C = np.zeros((q, q))
+        pos = 0
+        for i in blocks:
+            k = structure.blocks[i].q
+            C[pos:pos + k, pos:pos + k] = cov_blocks[i]
+            pos += k
+        index = pd.Index([str(v) for v in levels], name=g)
+        cov_re[g] = pd.DataFrame(C, index=cols, columns=cols)
+        ranef[g] = pd.DataFrame(np.column_stack([b_blocks[i] for i in blocks]),
+                                index=index, columns=cols)
+        condvar[g] = pd.DataFrame(
+            np.column_stack([np.diagonal(cv_blocks[i], axis1=1, axis2=2) for i in blocks]),
+            index=index, columns=cols)
+        re_terms[g] = cols
+        ngroups[g] = len(levels)
+
+    lower = structure.theta_lower()
+    singular = bool(np.any(theta[lower == 0] < SINGULAR_TOL))
+    fitted_fixed = design.X @ pls.beta
+    Zb = np.zeros(n)
+    for blk, b in zip(structure.blocks, b_blocks):
+        Zb += np.einsum("ik,ik->i", blk.Z, b[blk.groups.codes])
+    fitted = fitted_fixed + Zb
+    one = len(factors) == 1
+    pick = (lambda d: d[factors[0]]) if one else (lambda d: d)
+    return LMMResult(
+        formula=formula, reml=reml,
+        fixef=pd.Series(pls.beta, index=terms, name="estimate"),
+        bse=pd.Series(np.sqrt(np.diag(V)), index=terms, name="std.err"),
+        vcov=pd.DataFrame(V, index=terms, columns=terms),
+        sigma=float(np.sqrt(s2)),
+        theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
+        loglik=-0.5 * opt.value,
+        cov_re=pick(cov_re), ranef=pick(ranef), ranef_condvar=pick(condvar),
+        singular=singular, converged=converged, nobs=n, ngroups=ngroups,
+        n_params=p + len(theta) + 1, response=design.response, group_names=tuple(factors),
+        re_terms=re_terms, data_index=design.index,
+        fitted=pd.Series(fitted, index=design.index, name="fitted"),
+        resid=pd.Series(design.y - fitted, index=design.index, name="resid"),
+        optinfo={"evaluator": type(dev).__name__, "nfev": opt.nfev,
+                 "gradient": opt.gradient, "scaled_gradient": opt.scaled_gradient,
+                 "hessian_min_eig": opt.hessian_min_eig, "message": opt.message},
+        design=design, structure=structure,
+    )
+
+
+__all__ = ["lmm", "deviance_function", "check_fit", "assemble", "random_variables"]

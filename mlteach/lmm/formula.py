@@ -1,0 +1,203 @@
+"""Parse an lme4-style mixed-model formula into its fixed part and its random-effect terms.
+
+``y ~ x + (1 + x | school) + (1 | school:class)`` is split into the fixed part ``y ~ x`` (encoded
+by formulaic through `mlteach.design.fixed_design`) and random-effect terms, each a
+left-hand expression (the columns that vary between groups, encoded by formulaic too) and a
+grouping factor. The shorthands are expanded here, as lme4 does:
+
+* ``(x | g)`` means ``(1 + x | g)``: the intercept is implied, remove it with ``0 +``;
+* ``(1 + x || g)`` means ``(1 | g) + (0 + x | g)``: separate, uncorrelated blocks;
+* ``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``: b nested in a.
+
+Syntax errors point at the offending character with a caret.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from formulaic import Formula
+from formulaic.errors import FormulaSyntaxError as _FormulaicSyntaxError
+
+from mlteach.errors import FormulaSyntaxError
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect block ``(expr | factor)`` with its own covariance matrix.
+
+    Attributes
+    ----------
+    expr : formulaic right-hand side for the block's columns, e.g. ``"1 + Days"`` or ``"0 + Days"``.
+    factor : the grouping columns; several columns form their interaction (``("batch", "cask")``).
+    """
+
+    expr: str
+    factor: tuple[str, ...]
+
+    @property
+    def factor_name(self) -> str:
+        """The grouping factor's name as lme4 prints it, e.g. ``"batch:cask"``."""
+        return ":".join(self.factor)
+
+
+@dataclass(frozen=True)
+class MixedFormula:
+    """A parsed mixed-model formula: the fixed part and the expanded random-effect blocks."""
+
+    text: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+
+_NAME = re.compile(r"^\s*(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)\s*$")
+
+
+def _pointer(text: str, pos: int, message: str) -> FormulaSyntaxError:
+    """A syntax error that shows the formula with a caret under position `pos`."""
+    return FormulaSyntaxError(f"{message}\n    {text}\n    {' ' * pos}^")
+
+
+def _split_top(text: str, sep: str, offset: int, full: str) -> list[tuple[int, str]]:
+    """Split `text` at `sep` outside parentheses; return (start offset, piece) pairs."""
+    pieces, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise _pointer(full, offset + i, "This ')' closes a parenthesis that was never "
+                                                 "opened: remove it or add the matching '('.")
+        elif ch == sep and depth == 0:
+            pieces.append((offset + start, text[start:i]))
+            start = i + 1
+    if depth > 0:
+        opened = [i for i, ch in enumerate(text) if ch == "("]
+        # the unmatched '(' is the last one still open: walk back to find it
+        depth, unmatched = 0, opened[-1]
+        for i in range(len(text) - 1, -1, -1):
+            if text[i] == ")":
+                depth += 1
+            elif text[i] == "(":
+                if depth == 0:
+                    unmatched = i
+                    break
+                depth -= 1
+        raise _pointer(full, offset + unmatched, "This '(' is never closed: add the matching ')'.")
+    pieces.append((offset + start, text[start:]))
+    return pieces
+
+
+def _grouping(text: str, pos: int, full: str) -> list[tuple[str, ...]]:
+    """Expand a grouping expression ``g``, ``a:b`` or ``a/b/c`` into factors (tuples of columns)."""
+    if not text.strip():
+        raise _pointer(full, pos, "Nothing after the bar '|': name the grouping variable, "
+                                  "e.g. '(1 | school)'.")
+    levels = text.split("/")
+    out: list[tuple[str, ...]] = []
+    prefix: tuple[str, ...] = ()
+    at = pos
+    for level in levels:
+        cols = []
+        for name in level.split(":"):
+            match = _NAME.match(name)
+            if not match:
+                raise _pointer(full, at + len(name) - len(name.lstrip()),
+                               f"The grouping factor {name.strip()!r} is not a column name. Write "
+                               f"a variable, 'a:b' for an interaction or 'a/b' for b nested in a.")
+            cols.append(match.group(1).strip("`"))
+            at += len(name) + 1
+        prefix = prefix + tuple(cols)
+        out.append(prefix)
+    return out
+
+
+def _block_exprs(expr: str, pos: int, full: str, uncorrelated: bool) -> list[str]:
+    """The formulaic expressions of the blocks on the left of a bar (one, or one per term)."""
+    if not expr.strip():
+        raise _pointer(full, pos, "Nothing before the bar '|': say which effects vary between "
+                                  "groups, e.g. '(1 | g)' for a random intercept.")
+    try:
+        terms = [str(t) for t in Formula(expr)]
+    except _FormulaicSyntaxError as exc:
+        raise _pointer(full, pos, f"Could not read the random-effect expression {expr.strip()!r}: "
+                                  f"{exc}") from None
+    if not terms:
+        raise _pointer(full, pos, f"The random-effect expression {expr.strip()!r} has no columns; "
+                                  f"use '1' for a random intercept.")
+    if not uncorrelated:
+        return [expr.strip()]
+    return ["1" if t == "1" else f"0 + {t}" for t in terms]
+
+
+def parse_mixed_formula(text: str) -> MixedFormula:
+    """Split ``y ~ fixed + (expr | group) + ...`` into the fixed part and random-effect blocks.
+
+    Raises `FormulaSyntaxError`, pointing at the offending token, for unbalanced parentheses,
+    an empty side of a bar, a bar outside parentheses, or a formula without a random term.
+    """
+    if not isinstance(text, str) or "~" not in text:
+        raise FormulaSyntaxError(
+            f"The formula must be a string 'y ~ x + (1 | group)', outcome on the left; got "
+            f"{text!r}.")
+    tilde = text.index("~")
+    lhs, rhs = text[:tilde], text[tilde + 1:]
+    _split_top(text, "\0", 0, text)  # parenthesis balance of the whole formula
+    fixed_terms: list[str] = []
+    random: list[RandomTerm] = []
+    for start, piece in _split_top(rhs, "+", tilde + 1, text):
+        stripped = piece.strip()
+        lead = start + len(piece) - len(piece.lstrip())
+        if not stripped:
+            raise _pointer(text, lead, "A '+' with nothing after it (or two '+' in a row).")
+        bar = _top_bar(stripped)
+        if stripped.startswith("(") and stripped.endswith(")") and _is_wrapped(stripped) \
+                and _top_bar(stripped[1:-1]) is not None:
+            inner = stripped[1:-1]
+            k, width = _top_bar(inner)
+            left, right = inner[:k], inner[k + width:]
+            factors = _grouping(right, lead + 1 + k + width, text)
+            blocks = _block_exprs(left, lead + 1, text, uncorrelated=(width == 2))
+            for factor in factors:
+                random += [RandomTerm(expr=b, factor=factor) for b in blocks]
+        elif bar is not None or "|" in stripped:
+            where = lead + stripped.index("|")
+            raise _pointer(text, where, "A random-effect term must be in its own parentheses, "
+                                        "e.g. 'y ~ x + (1 + x | g)'.")
+        else:
+            fixed_terms.append(stripped)
+    if not random:
+        raise FormulaSyntaxError(
+            f"The formula {text!r} has no random-effect term such as '(1 | group)'. Add one, or "
+            f"fit a model without random effects with mlteach.ols.")
+    fixed = f"{lhs.strip()} ~ {' + '.join(fixed_terms) if fixed_terms else '1'}"
+    return MixedFormula(text=text, fixed=fixed, random=tuple(random))
+
+
+def _is_wrapped(text: str) -> bool:
+    """True if the opening '(' of `text` is closed by its last character."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def _top_bar(text: str) -> tuple[int, int] | None:
+    """Position and width (1 for '|', 2 for '||') of the first bar outside parentheses."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return i, 2 if text[i + 1:i + 2] == "|" else 1
+    return None
+
+
+__all__ = ["RandomTerm", "MixedFormula", "parse_mixed_formula"]

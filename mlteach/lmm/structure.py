@@ -1,0 +1,187 @@
+"""The random-effects structure: the model matrix Z, the grouping factors and θ ↦ Λ_θ.
+
+For random-effect block k with q_k columns Z_k (e.g. intercept and ``Days``) and a grouping
+factor with G_k levels, the block contributes G_k·q_k random effects, ordered level by level
+(the q_k effects of level 1, then of level 2, ...). Its covariance is
+
+    Var(b_k) = σ² · (I_{G_k} ⊗ T_k T_k'),
+
+with T_k the q_k × q_k lower-triangular *relative covariance factor*. θ lists the lower-triangle
+elements of every T_k, column by column (lme4's order within a block); the diagonal elements
+are bounded below by 0, so a variance can reach exactly zero. Λ_θ = ⊕_k (I_{G_k} ⊗ T_k).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from formulaic import ModelSpec, model_matrix
+
+from mlteach.design import GroupIndex, check_grouping
+from mlteach.errors import GroupingError, MlteachWarning
+from mlteach.lmm.formula import RandomTerm
+
+
+@dataclass(frozen=True)
+class Block:
+    """One random-effect block: its columns, grouping factor and place in θ.
+
+    Attributes
+    ----------
+    term : the parsed ``(expr | factor)``.
+    Z : (n, q) dense columns of the block (before expansion by group).
+    columns : names of the q columns (formulaic's, e.g. ``Intercept``, ``Days``).
+    groups : the grouping index (codes per row, level labels).
+    spec : formulaic's spec, to encode new data the same way.
+    theta_slice : the positions of this block's elements in θ.
+    """
+
+    term: RandomTerm
+    Z: np.ndarray = field(repr=False)
+    columns: list[str]
+    groups: GroupIndex = field(repr=False)
+    spec: ModelSpec = field(repr=False)
+    theta_slice: slice
+
+    @property
+    def q(self) -> int:
+        return len(self.columns)
+
+    @property
+    def factor(self) -> str:
+        return self.term.factor_name
+
+    @property
+    def n_effects(self) -> int:
+        return self.q * self.groups.n_groups
+
+    def lower_tri(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of T's lower triangle, column by column (θ's order)."""
+        rows, cols = [], []
+        for c in range(self.q):
+            for r in range(c, self.q):
+                rows.append(r)
+                cols.append(c)
+        return np.array(rows), np.array(cols)
+
+
+@dataclass(frozen=True)
+class ReStructure:
+    """All random-effect blocks of a model, in formula order."""
+
+    blocks: tuple[Block, ...]
+
+    @property
+    def n_theta(self) -> int:
+        return self.blocks[-1].theta_slice.stop
+
+    @property
+    def factors(self) -> list[str]:
+        """Grouping-factor names, in order of first appearance."""
+        return list(dict.fromkeys(b.factor for b in self.blocks))
+
+    @property
+    def single_factor(self) -> bool:
+        return len(self.factors) == 1
+
+    def theta_lower(self) -> np.ndarray:
+        """Lower bounds of θ: 0 for diagonal elements of each T_k, −∞ below the diagonal."""
+        out = []
+        for b in self.blocks:
+            r, c = b.lower_tri()
+            out.append(np.where(r == c, 0.0, -np.inf))
+        return np.concatenate(out)
+
+    def theta_start(self) -> np.ndarray:
+        """Starting value: T_k = I (random-effect SDs equal to the residual SD), as lme4."""
+        return np.where(self.theta_lower() == 0.0, 1.0, 0.0)
+
+    def theta_names(self) -> list[str]:
+        """lme4-style names: ``Subject.Intercept``, ``Subject.Days.Intercept``, ``Subject.Days``."""
+        names = []
+        for b in self.blocks:
+            for r, c in zip(*b.lower_tri()):
+                names.append(f"{b.factor}.{b.columns[r]}" if r == c
+                             else f"{b.factor}.{b.columns[r]}.{b.columns[c]}")
+        return names
+
+    def factors_T(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The relative covariance factors T_k (lower triangular) for θ."""
+        out = []
+        for b in self.blocks:
+            T = np.zeros((b.q, b.q))
+            r, c = b.lower_tri()
+            T[r, c] = theta[b.theta_slice]
+            out.append(T)
+        return out
+
+    def Z_sparse(self) -> sp.csc_matrix:
+        """Z = [Z_1 ... Z_K], each block expanded to G_k·q_k columns (level-major), sparse."""
+        mats = []
+        for b in self.blocks:
+            n, q = b.Z.shape
+            rows = np.repeat(np.arange(n), q)
+            cols = (b.groups.codes[:, None] * q + np.arange(q)[None, :]).ravel()
+            mats.append(sp.csc_matrix((b.Z.ravel(), (rows, cols)), shape=(n, b.n_effects)))
+        return sp.hstack(mats, format="csc")
+
+
+def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame) -> ReStructure:
+    """Encode each random-effect block on the rows used, check its grouping, place it in θ."""
+    blocks = []
+    start = 0
+    nobs = len(data)
+    for term in terms:
+        groups = GroupIndex.from_data(data, list(term.factor))
+        check_grouping(groups, nobs, role="grouping factor")
+        mm = model_matrix(term.expr, data, na_action="raise")
+        Z = np.asarray(mm, dtype=float)
+        columns = [str(c) for c in mm.columns]
+        _check_varies_within(Z, columns, groups, term)
+        k = len(columns) * (len(columns) + 1) // 2
+        blocks.append(Block(term=term, Z=Z, columns=columns, groups=groups,
+                            spec=mm.model_spec, theta_slice=slice(start, start + k)))
+        start += k
+    _check_duplicate_columns(blocks)
+    return ReStructure(tuple(blocks))
+
+
+def _check_varies_within(Z: np.ndarray, columns: list[str], groups: GroupIndex,
+                         term: RandomTerm) -> None:
+    """A random slope of x needs x to vary within groups; otherwise it is a second intercept."""
+    has_intercept = "Intercept" in columns
+    for j, name in enumerate(columns):
+        if name == "Intercept":
+            continue
+        spread = np.abs(groups.demean(Z[:, j])).max()
+        scale = max(np.abs(Z[:, j]).max(), 1e-300)
+        if spread > 1e-10 * scale:
+            continue
+        message = (
+            f"The random slope of {name!r} by {term.factor_name!r} cannot be estimated: "
+            f"{name!r} takes a single value within every group of {term.factor_name!r}, so "
+            f"slopes cannot differ between groups (it would duplicate the random intercept). "
+            f"Drop {name!r} from '({term.expr} | {term.factor_name})', or keep it as a fixed "
+            f"effect only.")
+        if has_intercept:
+            raise GroupingError(message)
+        warnings.warn(message, MlteachWarning, stacklevel=4)
+
+
+def _check_duplicate_columns(blocks: list[Block]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for b in blocks:
+        for c in b.columns:
+            key = (b.factor, c)
+            if key in seen:
+                raise GroupingError(
+                    f"The random effect {c!r} by {b.factor!r} appears in two terms; it can have "
+                    f"only one variance. Keep it in one '(... | {b.factor})' term.")
+            seen[key] = c
+
+
+__all__ = ["Block", "ReStructure", "build_structure"]
