@@ -1,0 +1,251 @@
+"""Tests that compare fixed and random effects: Hausman's and the Mundlak (auxiliary) version.
+
+Both ask one question: are the group effects u_i correlated with the regressors? If not,
+random effects and fixed effects estimate the same β and random effects is more precise; if
+so, only fixed effects is consistent.
+
+* `hausman` (Hausman 1978) compares the two estimates directly: plm's ``phtest(fe, re)`` and
+  Stata's ``hausman fe re``. It needs classical errors and can fail when the variance of the
+  difference is not positive definite.
+* `mundlak_test` (Mundlak 1978; Wooldridge 2010, §10.7.3) adds the group means x̄_i to the
+  random-effects model and tests that their coefficients are zero with a cluster-robust Wald
+  test: valid under heteroskedasticity and serial correlation, and never "not positive
+  definite". plm's ``phtest(..., method = "aux", vcov = vcovHC)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mlteach._tables import Summary, _fmt, coef_table
+from mlteach.errors import HausmanWarning
+from mlteach.panel._core import CovType, PanelResult, check_option, prepare_panel
+from mlteach.panel.random import _gls_fit, swamy_arora_components
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A hypothesis test: null hypothesis, statistic, distribution with df, and p-value.
+
+    Attributes
+    ----------
+    name : the test's name.
+    null : the null hypothesis in words.
+    statistic : the test statistic.
+    df : degrees of freedom (numerator df for F).
+    df_denom : denominator df for an F test, else None (χ²).
+    pvalue : upper-tail p-value.
+    details : a table behind the statistic (e.g. the compared coefficients).
+    notes : plain-language caveats.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    null: str
+    statistic: float
+    df: int
+    df_denom: int | None
+    pvalue: float
+    details: pd.DataFrame | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def distribution(self) -> str:
+        return f"chi2({self.df})" if self.df_denom is None else f"F({self.df}, {self.df_denom})"
+
+    def summary(self) -> Summary:
+        facts = [("H0", self.null), ("Statistic", self.statistic),
+                 ("Distribution under H0", self.distribution), ("df", self.df),
+                 ("p-value", self.pvalue)]
+        tables = [("Details", self.details)] if self.details is not None else []
+        return Summary(self.name, facts, tables, self.notes)
+
+    def __str__(self) -> str:
+        s = (f"{self.name}\nH0: {self.null}\nstatistic = {_fmt(self.statistic)} ~ "
+             f"{self.distribution} under H0, p-value = {_fmt(self.pvalue)}")
+        return s + "".join(f"\nNote: {n}" for n in self.notes)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+def _psd_inverse(V: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, int, bool]:
+    """Generalised inverse of a symmetric matrix, its rank, and whether it is positive definite.
+
+    Works on the matrix scaled to unit diagonal so that regressors measured in different units
+    do not decide the rank; eigenvalues below `rtol` times the largest (in absolute value)
+    count as zero.
+    """
+    V = (V + V.T) / 2
+    s = np.sqrt(np.abs(np.diag(V)))
+    s[s == 0] = 1.0
+    C = V / np.outer(s, s)
+    lam, U = np.linalg.eigh(C)
+    big = np.abs(lam) > rtol * np.abs(lam).max()
+    pos_def = bool(np.all(lam > rtol * np.abs(lam).max()))
+    Cinv = (U[:, big] / lam[big]) @ U[:, big].T
+    return Cinv / np.outer(s, s), int(big.sum()), pos_def
+
+
+def wald_test(params: pd.Series, vcov: pd.DataFrame, terms: Sequence[str],
+              df_denom: int | None, null: str, name: str = "Wald test") -> TestResult:
+    """Wald test that the coefficients of `terms` are jointly zero.
+
+    W = b'V⁻¹b is χ²(q) under H0 (large samples); with `df_denom`, W/q is reported as
+    F(q, df_denom).
+    """
+    terms = list(terms)
+    b = params[terms].to_numpy()
+    V = vcov.loc[terms, terms].to_numpy()
+    W = float(b @ np.linalg.solve(V, b))
+    q = len(terms)
+    if df_denom is None:
+        return TestResult(name, null, W, q, None, float(stats.chi2.sf(W, q)))
+    return TestResult(name, null, W / q, q, int(df_denom), float(stats.f.sf(W / q, q, df_denom)))
+
+
+def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
+    """Hausman's test of fixed against random effects (plm ``phtest``, Stata ``hausman``).
+
+    Parameters
+    ----------
+    fe : the fixed-effects fit (`within` or `lsdv`), classical errors.
+    re : the random-effects fit (`swamy_arora`), classical errors, same data.
+
+    Notes
+    -----
+    Over the k slopes that both models estimate,
+
+    .. math::
+
+        H = (\\hat\\beta_{FE} - \\hat\\beta_{RE})'
+            [\\widehat{V}_{FE} - \\widehat{V}_{RE}]^{-1}
+            (\\hat\\beta_{FE} - \\hat\\beta_{RE}) \\sim \\chi^2_k
+
+    under H0: the group effects are uncorrelated with the regressors (then random effects is
+    efficient and Var(b_FE − b_RE) = V_FE − V_RE). In a finite sample V_FE − V_RE need not be
+    positive definite; then, as Stata, a generalised inverse is used, df is its rank, and a
+    `HausmanWarning` says so. The classical test is invalid with robust errors; use
+    `mundlak_test` then.
+    """
+    for role, fit, kinds in (("fe", fe, ("within", "lsdv")), ("re", re, ("random",))):
+        if not isinstance(fit, PanelResult) or fit.kind not in kinds:
+            raise TypeError(f"hausman(fe, re): {role} must be a result of "
+                            f"{' or '.join(k + '()' for k in kinds).replace('random()', 'swamy_arora()')}, "
+                            f"got {getattr(fit, 'estimator', type(fit).__name__)}.")
+        if fit.cov_type != "classical":
+            raise ValueError(
+                f"hausman() needs classical standard errors, but the {role} fit used "
+                f"{fit.cov_description}. The formula Var(b_FE − b_RE) = V_FE − V_RE holds only "
+                f"when random effects is efficient (i.i.d. errors). For a test that allows "
+                f"heteroskedasticity and serial correlation use mundlak_test().")
+    if fe.n_rows != re.n_rows or fe.n_groups != re.n_groups:
+        raise ValueError(f"The two fits use different data (fe: {fe.n_rows} rows in "
+                         f"{fe.n_groups} groups; re: {re.n_rows} rows in {re.n_groups} groups). "
+                         f"Fit both on the same rows.")
+    common = [t for t in fe.params.index if t in re.params.index and t != "Intercept"]
+    if not common:
+        raise ValueError("The fixed- and random-effects fits share no coefficient to compare.")
+    d = (fe.params[common] - re.params[common]).to_numpy()
+    Vd = (fe.vcov.loc[common, common] - re.vcov.loc[common, common]).to_numpy()
+    Vinv, rank, pos_def = _psd_inverse(Vd)
+    H = float(d @ Vinv @ d)
+    notes: tuple[str, ...] = ()
+    if not pos_def:
+        k = len(common)
+        if rank < k:
+            why = (f"it is singular (rank {rank} of {k}), so the data cannot tell the two "
+                   f"estimates apart in every direction. A generalised inverse was used and df "
+                   f"set to its rank, {rank}, as Stata's hausman does")
+        else:
+            why = ("it has a negative eigenvalue: in this sample random effects is not more "
+                   "precise than fixed effects in every direction, as the test assumes. The "
+                   f"statistic uses the generalised (here the ordinary) inverse, df = {rank}")
+        msg = (f"The variance of the difference between the fixed- and random-effects "
+               f"estimates, V_FE − V_RE, is not positive definite: {why}. Treat the p-value "
+               f"with caution, or use mundlak_test(), which does not have this problem.")
+        if H < 0:
+            msg += f" The statistic is negative ({H:.4g}), which the test cannot interpret."
+        warnings.warn(msg, HausmanWarning, stacklevel=2)
+        notes = (msg,)
+    p = float(stats.chi2.sf(H, rank)) if rank > 0 else float("nan")
+    details = pd.DataFrame({
+        "fixed effects": fe.params[common], "random effects": re.params[common],
+        "difference": d, "sqrt(diag(V_FE - V_RE))": np.sqrt(np.maximum(np.diag(Vd), 0)),
+    })
+    return TestResult(
+        name="Hausman test (fixed vs random effects)",
+        null="the group effects are uncorrelated with the regressors (random effects is "
+             "consistent and efficient; fixed and random effects estimate the same slopes)",
+        statistic=H, df=rank, df_denom=None, pvalue=p, details=details, notes=notes)
+
+
+def mundlak_test(formula: str, data: pd.DataFrame, group: str, cov: CovType = "cluster",
+                 small_sample: bool = True) -> TestResult:
+    """Regression-based (Mundlak / Wooldridge) Hausman test with a robust Wald statistic.
+
+    Parameters
+    ----------
+    formula, data, group : as `swamy_arora`.
+    cov : {"cluster", "robust", "classical"}
+        Covariance of the augmented random-effects fit used in the Wald test. "cluster"
+        (default) is valid under heteroskedasticity and any correlation within groups.
+    small_sample : bool
+        Multiply the cluster-robust covariance by G/(G − 1)·(n − 1)/(n − p) (Stata's CR1).
+        False gives plm's ``phtest(method = "aux", vcov = function(x) vcovHC(x, method =
+        "arellano", type = "HC0"))`` exactly.
+
+    Notes
+    -----
+    Fit the random-effects model with the group mean of every regressor that varies within
+    groups added,
+
+    .. math::
+
+        y_{it} = \\alpha + x_{it}'\\beta + \\bar x_i'\\gamma + u_i + \\varepsilon_{it},
+
+    by GLS with the Swamy–Arora θ of the model without the means (see `rewb` for why these
+    are the augmented model's own components), and test H0: γ = 0 with
+    W = γ̂'V̂_γ⁻¹γ̂ ~ χ²(q). γ̂ is the difference between the between and within effects, so
+    γ = 0 is the Hausman hypothesis; with classical errors W is close to, but not equal to,
+    Hausman's H.
+
+    plm's ``phtest(method = "aux")`` regresses the quasi-demeaned y on a constant 1, the
+    quasi-demeaned slopes and the within-demeaned regressors. That spans the same space as
+    ours except for the intercept, which GLS transforms to 1 − θ_i: the two agree exactly when
+    θ is the same in every group (balanced panels, or equal group sizes) and differ a little
+    otherwise (12% in the statistic on the ragged Grunfeld panel of ``plm_extra.R``). We keep
+    the GLS intercept, the regression Mundlak and Wooldridge (2010, eq. 10.88) write down.
+    """
+    check_option("cov", cov, ("classical", "robust", "cluster"))
+    panel = prepare_panel(formula, data, group, None, context="the Mundlak test")
+    vc = swamy_arora_components(panel)
+    d, groups = panel.design, panel.groups
+    means = groups.expand(groups.mean(d.X).reshape(groups.n_groups, -1))
+    varying = [j for j, t in enumerate(d.terms)
+               if t != "Intercept" and np.linalg.norm(d.X[:, j] - means[:, j])
+               > 1e-9 * np.linalg.norm(d.X[:, j])]
+    if not varying:
+        raise ValueError("No regressor varies within groups: there are no group means to test.")
+    mean_names = [f"{d.terms[j]}_mean" for j in varying]
+    X = np.column_stack([d.X, means[:, varying]])
+    fields, _, _, _ = _gls_fit(panel, X, list(d.terms) + mean_names, vc.theta, cov, small_sample)
+    params, V = fields["params"], fields["vcov"]
+    test = wald_test(params, V, mean_names, None,
+                     "the group means of the regressors have no effect once the regressors are "
+                     "in the model (γ = 0: the group effects are uncorrelated with the "
+                     "regressors, random effects is consistent)",
+                     name="Mundlak (regression-based Hausman) test")
+    se_kind = fields["cov_description"]
+    details = coef_table(params[mean_names], fields["bse"][mean_names], None)
+    return TestResult(test.name, test.null, test.statistic, test.df, None, test.pvalue,
+                      details=details, notes=(f"Wald test with {se_kind} standard errors.",))
