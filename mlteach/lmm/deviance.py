@@ -47,7 +47,7 @@ class PLS:
     logdet_RX : log|R_X|² = log det(X'X − B'A⁻¹B).
     pwrss : r²(θ), the penalised weighted residual sum of squares at β̂, û.
     beta : β̂(θ).
-    u : û(θ), the spherical random effects (b = Λ_θ u).
+    u : û(θ), the spherical random effects (b = Λ_θ u); None when not asked for.
     RXtRX : R_X'R_X, whose inverse times σ̂² is the covariance of β̂.
     """
 
@@ -55,7 +55,7 @@ class PLS:
     logdet_RX: float
     pwrss: float
     beta: np.ndarray
-    u: np.ndarray
+    u: np.ndarray | None
     RXtRX: np.ndarray
 
 
@@ -78,14 +78,14 @@ def profiled_deviance(pls: PLS, n: int, p: int, reml: bool) -> float:
 
 def schur_solution(XtX: np.ndarray, Xty: np.ndarray, yty: float, BtAinvB: np.ndarray,
                    BtAinvc: np.ndarray, ctAinvc: float, logdet_L: float,
-                   Ainv_c: np.ndarray, Ainv_B: np.ndarray) -> PLS:
-    """β̂, û and r² from the products with A⁻¹ (shared by both evaluators)."""
+                   Ainv_c: np.ndarray | None = None, Ainv_B: np.ndarray | None = None) -> PLS:
+    """β̂, r² (and û when A⁻¹c, A⁻¹B are given) from the products with A⁻¹ (both evaluators)."""
     RXtRX = XtX - BtAinvB
     rhs = Xty - BtAinvc
     chol = np.linalg.cholesky(RXtRX)
     beta = np.linalg.solve(chol.T, np.linalg.solve(chol, rhs))
     pwrss = float(yty - ctAinvc - beta @ rhs)
-    u = Ainv_c - Ainv_B @ beta
+    u = None if Ainv_c is None else Ainv_c - Ainv_B @ beta
     return PLS(logdet_L=float(logdet_L), logdet_RX=float(2 * np.log(np.diag(chol)).sum()),
                pwrss=max(pwrss, 1e-300), beta=beta, u=u, RXtRX=RXtRX)
 
@@ -142,8 +142,8 @@ class SparseDeviance:
         return splu(self.A(theta), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                     options={"SymmetricMode": True})
 
-    def pls(self, theta: np.ndarray) -> PLS:
-        """Solve the penalised least-squares problem at θ."""
+    def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
+        """Solve the penalised least-squares problem at θ (û is cheap here: always formed)."""
         theta = np.asarray(theta, dtype=float)
         Lam = self.Lambda(theta)
         lu = self._factor(theta)

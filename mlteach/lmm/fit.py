@@ -16,7 +16,7 @@ from formulaic import Formula
 
 from mlteach.design import Design, fixed_design, formula_variables
 from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError
-from mlteach.lmm.deviance import SparseDeviance, profiled_deviance, sigma2_hat
+from mlteach.lmm.deviance import SparseDeviance, sigma2_hat
 from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
 from mlteach.lmm.optimize import Optimum, minimize_deviance
 from mlteach.lmm.result import LMMResult
@@ -147,10 +147,9 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
     dev = deviance_function(design, structure, method)
-    n, p = design.X.shape
 
     def objective(theta: np.ndarray) -> float:
-        return profiled_deviance(dev.pls(theta), n, p, bool(reml))
+        return dev.objective(theta, bool(reml))
 
     opt = minimize_deviance(objective, structure.theta_start(), structure.theta_lower())
     return assemble(formula, bool(reml), design, structure, dev, opt)

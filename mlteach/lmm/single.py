@@ -21,18 +21,55 @@ from mlteach.lmm.deviance import PLS, profiled_deviance, schur_solution
 from mlteach.lmm.structure import ReStructure
 
 
-def group_crossproducts(Z: np.ndarray, W: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
-    """Σ_{i in group j} z_i w_i' for every group j, shape (G, q, m), by weighted bincounts."""
-    n, q = Z.shape
-    m = W.shape[1]
-    out = np.empty((G, q, m))
-    for a in range(q):
-        za = Z[:, a]
-        ones = np.all(za == 1.0)
-        for k in range(m):
-            weights = W[:, k] if ones else za * W[:, k]
-            out[:, a, k] = np.bincount(codes, weights=weights, minlength=G)
+def group_crossproducts(Z: list[np.ndarray], W: list[np.ndarray], codes: np.ndarray, G: int
+                        ) -> np.ndarray:
+    """Σ_{i in group j} z_ia w_ik for every group j, shape (q, m, G), by weighted bincounts.
+
+    `Z` and `W` are lists of columns (no stacked copy of a million-row matrix is made).
+    """
+    out = np.empty((len(Z), len(W), G))
+    for a, za in enumerate(Z):
+        ones = bool(np.all(za == 1.0))
+        for k, wk in enumerate(W):
+            out[a, k] = np.bincount(codes, weights=wk if ones else za * wk, minlength=G)
     return out
+
+
+# Small dense linear algebra on stacks of q × q matrices, with the group index *last*: entry
+# (i, j) of all G matrices is one contiguous array, so each step is one vector operation over
+# groups and the loops run over q only (q is the number of random terms, usually 1 to 3).
+
+
+def batched_cholesky(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors L (q, q, G) of the SPD matrices A (q, q, G)."""
+    q = A.shape[0]
+    L = np.zeros_like(A)
+    for j in range(q):
+        d = A[j, j] - sum(L[j, k] * L[j, k] for k in range(j))
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            L[i, j] = (A[i, j] - sum(L[i, k] * L[j, k] for k in range(j))) / L[j, j]
+    return L
+
+
+def forward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L_j⁻¹B_j for L (q, q, G) lower triangular and B (q, G, m)."""
+    q = L.shape[0]
+    R = np.empty_like(B)
+    for i in range(q):
+        acc = B[i] - sum(L[i, k][:, None] * R[k] for k in range(i))
+        R[i] = acc / L[i, i][:, None]
+    return R
+
+
+def backward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L_j'⁻¹B_j for L (q, q, G) lower triangular and B (q, G, m)."""
+    q = L.shape[0]
+    R = np.empty_like(B)
+    for i in range(q - 1, -1, -1):
+        acc = B[i] - sum(L[k, i][:, None] * R[k] for k in range(i + 1, q))
+        R[i] = acc / L[i, i][:, None]
+    return R
 
 
 class SingleFactorDeviance:
@@ -45,14 +82,14 @@ class SingleFactorDeviance:
         blocks = structure.blocks
         codes = blocks[0].groups.codes
         self.G = blocks[0].groups.n_groups
-        Z = np.column_stack([b.Z for b in blocks])
-        self.q = Z.shape[1]
+        Z = [b.Z[:, k] for b in blocks for k in range(b.q)]
+        self.q = len(Z)
         self.n, self.p = X.shape
-        ZtZ = group_crossproducts(Z, Z, codes, self.G)
-        self.ZtZ = 0.5 * (ZtZ + ZtZ.transpose(0, 2, 1))
-        ZtXy = group_crossproducts(Z, np.column_stack([X, y]), codes, self.G)
-        self.ZtX, self.Zty = ZtXy[:, :, :-1], ZtXy[:, :, -1]
-        self.XtX = X.T @ X
+        ZtZ = group_crossproducts(Z, Z, codes, self.G)                 # (q, q, G)
+        self.ZtZ = 0.5 * (ZtZ + ZtZ.transpose(1, 0, 2))
+        Xy = [X[:, k] for k in range(self.p)] + [y]
+        self.ZtXy = group_crossproducts(Z, Xy, codes, self.G).transpose(0, 2, 1).copy()
+        self.XtX = X.T @ X                                               # ZtXy: (q, G, p+1)
         self.Xty = X.T @ y
         self.yty = float(y @ y)
         self._offsets = np.cumsum([0] + [b.q for b in blocks])
@@ -65,40 +102,42 @@ class SingleFactorDeviance:
             T[lo:hi, lo:hi] = Tk
         return T
 
-    def pls(self, theta: np.ndarray) -> PLS:
-        """Solve the penalised least-squares problem at θ, group by group, vectorised."""
+    def A(self, theta: np.ndarray) -> np.ndarray:
+        """The blocks A_j = T'(Z_j'Z_j)T + I, shape (q, q, G), as one matrix product."""
+        T = self.T(theta)
+        q = self.q
+        # (T'MT)_ab = Σ_cd T_ca M_cd T_db = [kron(T, T)' vec(M)]_(a,b)
+        A = (np.kron(T, T).T @ self.ZtZ.reshape(q * q, self.G)).reshape(q, q, self.G)
+        A[np.arange(q), np.arange(q)] += 1.0
+        return A
+
+    def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
+        """Solve the penalised least-squares problem at θ, all groups at once.
+
+        The Cholesky factors L_j of A_j are computed element by element over arrays of length
+        G, then R_j = L_j⁻¹[B_j c_j]; Σ_j R_j'R_j holds B'A⁻¹B, B'A⁻¹c and c'A⁻¹c.
+        """
         theta = np.asarray(theta, dtype=float)
         T = self.T(theta)
-        if self.q == 1:
-            t = T[0, 0]
-            A = t * t * self.ZtZ[:, 0, 0] + 1.0                   # (G,)
-            B = t * self.ZtX[:, 0, :]                              # (G, p)
-            c = t * self.Zty[:, 0]                                 # (G,)
-            logdet_L = np.log(A).sum()
-            Ainv_B, Ainv_c = B / A[:, None], c / A
-            BtAinvB = B.T @ Ainv_B
-            BtAinvc = B.T @ Ainv_c
-            ctAinvc = c @ Ainv_c
-            pls = schur_solution(self.XtX, self.Xty, self.yty, BtAinvB, BtAinvc, ctAinvc,
-                                 logdet_L, Ainv_c, Ainv_B)
-            return pls
-        A = T.T[None] @ self.ZtZ @ T[None] + np.eye(self.q)[None]   # (G, q, q)
-        B = T.T[None] @ self.ZtX                                    # (G, q, p)
-        c = self.Zty @ T                                            # (G, q) = (T'c_j)'
-        chol = np.linalg.cholesky(A)
-        logdet_L = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
-        W = np.linalg.solve(A, np.concatenate([B, c[:, :, None]], axis=2))
-        Ainv_B, Ainv_c = W[:, :, :-1], W[:, :, -1]
-        BtAinvB = np.einsum("gqi,gqj->ij", B, Ainv_B)
-        BtAinvc = np.einsum("gqi,gq->i", B, Ainv_c)
-        ctAinvc = float(np.einsum("gq,gq->", c, Ainv_c))
-        pls = schur_solution(self.XtX, self.Xty, self.yty, BtAinvB, BtAinvc, ctAinvc,
-                             logdet_L, Ainv_c.reshape(-1), Ainv_B.reshape(-1, self.p))
-        return pls
+        q, p, G = self.q, self.p, self.G
+        L = batched_cholesky(self.A(theta))
+        Bc = (T.T @ self.ZtXy.reshape(q, -1)).reshape(q, G, p + 1)   # [T'Z_j'X_j, T'Z_j'y_j]
+        R = forward_solve(L, Bc)
+        logdet_L = 2.0 * sum(np.log(L[i, i]).sum() for i in range(q))
+        flat = R.reshape(q * G, p + 1)
+        gram = flat.T @ flat
+        out = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
+                             float(gram[p, p]), logdet_L)
+        if not with_u:
+            return out
+        # û_j = L_j'⁻¹(L_j⁻¹c_j − L_j⁻¹B_j β̂), stored level by level like the sparse path
+        u = backward_solve(L, (R[:, :, p] - R[:, :, :p] @ out.beta)[:, :, None])[:, :, 0]
+        return PLS(out.logdet_L, out.logdet_RX, out.pwrss, out.beta, u.T.reshape(-1),
+                   out.RXtRX)
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """The profiled deviance (REML criterion when `reml`) at θ."""
-        return profiled_deviance(self.pls(theta), self.n, self.p, reml)
+        return profiled_deviance(self.pls(theta, with_u=False), self.n, self.p, reml)
 
     def ranef_blocks(self, theta: np.ndarray, pls: PLS) -> list[np.ndarray]:
         """Per block, the (G, q_k) conditional modes b_j = T û_j."""
@@ -106,11 +145,15 @@ class SingleFactorDeviance:
         return [b[:, lo:hi] for lo, hi in zip(self._offsets[:-1], self._offsets[1:])]
 
     def condvar_blocks(self, theta: np.ndarray, sigma2: float) -> list[np.ndarray]:
-        """Per block, the (G, q_k, q_k) conditional covariances σ² T A_j⁻¹ T' (lme4's condVar)."""
+        """Per block, the (G, q_k, q_k) conditional covariances σ² T A_j⁻¹ T' (lme4's condVar).
+
+        With S_j = L_j⁻¹T', T A_j⁻¹ T' = S_j'S_j.
+        """
         T = self.T(theta)
-        A = T.T[None] @ self.ZtZ @ T[None] + np.eye(self.q)[None]
-        V = sigma2 * T[None] @ np.linalg.inv(A) @ T.T[None]
+        L = batched_cholesky(self.A(theta))
+        S = forward_solve(L, np.repeat(T.T[:, None, :], self.G, axis=1))  # (q, G, q)
+        V = sigma2 * np.einsum("kga,kgb->gab", S, S)
         return [V[:, lo:hi, lo:hi] for lo, hi in zip(self._offsets[:-1], self._offsets[1:])]
 
 
-__all__ = ["SingleFactorDeviance", "group_crossproducts"]
+__all__ = ["SingleFactorDeviance", "group_crossproducts", "batched_cholesky"]
