@@ -111,10 +111,13 @@ def strip_solutions(text: str) -> str:
 
 def assigns_answer(source: str) -> bool:
     """Does this code assign a variable called ``answer``?"""
+    # IPython line magics (`%time answer = f()`) run the rest of the line as Python.
+    python = re.sub(r"^(\s*)%{1,2}\w+[ \t]*", r"\1", source, flags=re.MULTILINE)
+    python = re.sub(r"^\s*!.*$", "", python, flags=re.MULTILINE)
     try:
-        tree = ast.parse(source)
-    except SyntaxError:      # IPython magics: fall back to a line match
-        return bool(re.search(r"^\s*answer\s*(:[^=\n]*)?=(?!=)", source, re.MULTILINE))
+        tree = ast.parse(python)
+    except SyntaxError:      # not Python after all: fall back to a line match
+        return bool(re.search(r"^\s*answer\s*(:[^=\n]*)?=(?!=)", python, re.MULTILINE))
     return any(isinstance(node, ast.Name) and node.id == "answer"
                and isinstance(node.ctx, ast.Store) for node in ast.walk(tree))
 

@@ -1,0 +1,165 @@
+"""The student edition (tools/make_student.py): no solutions, no outputs, and it runs.
+
+Built from the chapter notebooks and from tests/fixtures/ex_demo.ipynb, a small notebook that
+follows the exercise conventions (it registers its own checks, under chapter 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import exercise_conventions as conv  # noqa: E402
+import make_student  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "ex_demo.ipynb"
+NOTEBOOKS = [FIXTURE, *conv.chapter_notebooks(ROOT)]
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student")
+    make_student.write_notebooks(NOTEBOOKS, out)
+    make_student.write_bundle(out)
+    return out
+
+
+def instructor_and_student(edition: Path, path: Path):
+    return (nbformat.read(path, as_version=4),
+            nbformat.read(edition / "notebooks" / path.name, as_version=4))
+
+
+def solution_lines(nb) -> set[str]:
+    """Lines of solution code and solution prose that appear nowhere else in the notebook."""
+    secret, public = set(), set()
+    for cell in nb.cells:
+        text = conv.source(cell)
+        if conv.is_solution_code(cell):
+            secret.update(text.splitlines())
+        elif cell.cell_type == "markdown":
+            for d in conv.directives(text):
+                if d.name == "solution":
+                    secret.update(d.body.splitlines())
+            public.update(conv.strip_solutions(text).splitlines())
+        else:
+            public.update(text.splitlines())
+    return {line.strip() for line in secret
+            if line.strip() and line.strip() not in {p.strip() for p in public}}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_solution_code_or_prose(edition, path):
+    teacher, student = instructor_and_student(edition, path)
+    text = "\n".join(conv.source(c) for c in student.cells) + json.dumps(student.metadata)
+    lines = {line.strip() for line in text.splitlines()}
+    leaked = sorted(solution_lines(teacher) & lines)
+    assert not leaked, f"solution lines in the student {path.name}: {leaked[:5]}"
+    assert not any(conv.is_solution_code(c) for c in student.cells)
+    assert "{solution}" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_outputs_and_check_cells_kept(edition, path):
+    teacher, student = instructor_and_student(edition, path)
+    for cell in student.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            assert "execution" not in cell.metadata
+    checks = [c.source for c in teacher.cells if conv.is_check_code(c)]
+    assert [c.source for c in student.cells if conv.is_check_code(c)] == checks
+    exercises = conv.exercises(teacher, path.name)
+    placeholders = [c for c in student.cells if c.cell_type == "code"
+                    and c.source.startswith(conv.PLACEHOLDER)]
+    with_code = [ex for ex in exercises if ex.solution_code]
+    assert len(placeholders) >= len(with_code)
+    wants_answer = sum(any(conv.assigns_answer(s) for s in ex.solution_code) for ex in with_code)
+    assert sum("answer = None" in c.source for c in placeholders) == wants_answer
+    nbformat.validate(student)
+
+
+def test_fixture_edition_in_detail(edition):
+    _, student = instructor_and_student(edition, FIXTURE)
+    sources = [c.source for c in student.cells]
+    assert sources[0].startswith("**Student edition.**")
+    # exercise 0.2 has two solution cells: one placeholder replaces both
+    i = sources.index('mlteach.check("0.2", answer)')
+    assert sources[i - 1] == "# Your code here\nanswer = None  # replace None with your result"
+    assert sources[i - 2].startswith("```{exercise} Centring within schools")
+    # the conceptual exercise 0.4 keeps its text, loses its solution (same markdown cell)
+    cell = next(s for s in sources if ":label: ex-0-4" in s)
+    assert "Explain in two sentences" in cell and "unmeasured influences" not in cell
+    assert len({c.id for c in student.cells}) == len(student.cells)
+
+
+def test_bundle(edition):
+    assert (edition / "notebooks" / "mlteach" / "exercises.py").exists()
+    assert "How students check their answers" in (edition / "README.md").read_text()
+    assert "pandas==" in (edition / "requirements.txt").read_text()
+    with zipfile.ZipFile(edition / "mlteach-student.zip") as zf:
+        names = zf.namelist()
+    assert "mlteach-student/notebooks/ex_demo.ipynb" in names
+    assert "mlteach-student/notebooks/mlteach/data/hsb82.csv" in names
+    assert not [n for n in names if n.endswith(".md") and "/notebooks/" in n
+                and "/mlteach/" not in n], "MyST twins (with solutions) must not be shipped"
+
+
+def _execute(path: Path, cwd: Path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+# A chapter takes about as long as its instructor version (notebooks/_timings.json: ~30 s for
+# chapter 1), so chapters are marked slow; the fixture runs in a few seconds.
+@pytest.mark.parametrize("path", [pytest.param(p, marks=[] if p == FIXTURE else pytest.mark.slow)
+                                  for p in NOTEBOOKS], ids=IDS)
+def test_student_notebook_runs_as_handed_out(edition, path, tmp_path):
+    """Top to bottom, in a fresh folder with only the bundle, exercises left as handed out."""
+    shutil.copytree(edition / "notebooks", tmp_path / "notebooks")
+    nb = _execute(tmp_path / "notebooks" / path.name, tmp_path / "notebooks")
+    for cell in nb.cells:
+        if conv.is_check_code(cell):
+            text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+            assert "no answer yet" in text, text
+
+
+@pytest.mark.slow
+def test_student_html_has_no_solutions(tmp_path):
+    """Build the student HTML book and look for solution lines in every page and source."""
+    chapters = conv.chapter_notebooks(ROOT)
+    if not chapters:
+        pytest.skip("no chapter notebooks yet")
+    html = make_student.build_html(chapters, tmp_path)
+    pages = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                      for p in html.rglob("*") if p.suffix in (".html", ".ipynb", ".md", ".txt"))
+    assert not (html / "book" / "instructors.html").exists()
+    for path in chapters:
+        nb = nbformat.read(path, as_version=4)
+        import html as html_module
+        leaked = [line for line in solution_lines(nb)
+                  if len(line) > 20 and (line in pages or html_module.escape(line) in pages)]
+        assert not leaked, f"{path.name}: solution lines in the student HTML: {leaked[:3]}"
