@@ -9,11 +9,13 @@ from mlteach.data import list_datasets, load
 from mlteach.design import center, decompose_variance, group_mean, mundlak
 from mlteach.exercises import check
 from mlteach.lmm import LMMResult, lmm  # the function shadows the subpackage's name
+from mlteach.lrt import LRTResult, lrt
 from mlteach.ols import OLSResult, ols
 from mlteach.panel import (
     between, compare, first_difference, hausman, lsdv, mundlak_test, quasi_demeaned_gls, rewb,
     swamy_arora, within,
 )
+from mlteach.pooling import no_pooling, shrinkage_table
 from mlteach.simulate import simulate_clustered
 
 __version__ = "0.1.0"
@@ -22,5 +24,5 @@ __all__ = [
     "errors", "load", "list_datasets", "center", "decompose_variance", "group_mean", "mundlak",
     "ols", "OLSResult", "simulate_clustered", "check", "lmm", "LMMResult",
     "within", "lsdv", "first_difference", "between", "swamy_arora", "quasi_demeaned_gls", "rewb",
-    "hausman", "mundlak_test", "compare",
+    "hausman", "mundlak_test", "compare", "lrt", "LRTResult", "no_pooling", "shrinkage_table",
 ]

@@ -1,0 +1,166 @@
+"""The book's plots run on real fits, draw one element per group, label what they show and
+never call plt.show()."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+import mlteach  # noqa: E402
+from mlteach.errors import GroupingError, SmallGroupWarning  # noqa: E402
+from mlteach.lmm import lmm  # noqa: E402
+from mlteach.plots import caterpillar, shrinkage_plot, spaghetti  # noqa: E402
+from mlteach.pooling import shrinkage_table  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_show_and_close(monkeypatch):
+    def show(*args, **kwargs):
+        raise AssertionError("plot functions must not call plt.show()")
+    monkeypatch.setattr(plt, "show", show)
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mlteach.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def rs_fit(sleep):
+    return lmm("Reaction ~ Days + (Days | Subject)", sleep)
+
+
+@pytest.fixture(scope="module")
+def unbalanced(sleep):
+    codes = sleep["Subject"].cat.codes
+    return sleep[sleep["Days"] < 3 + codes % 8].reset_index(drop=True)
+
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_caterpillar_one_sorted_interval_per_group(rs_fit):
+    ax = caterpillar(rs_fit, term="Days", level=0.9)
+    points = np.concatenate([np.asarray(line.get_xdata(), dtype=float) for line in ax.lines
+                             if line.get_marker() == "o"])
+    assert len(points) == 18
+    assert np.all(np.diff(np.sort(points)) >= 0)
+    np.testing.assert_allclose(np.sort(points), np.sort(rs_fit.ranef["Days"].to_numpy()))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(labels) == sorted(rs_fit.ranef.index)
+    assert labels[0] == rs_fit.ranef["Days"].idxmin()        # bottom row: smallest BLUP
+    assert "Days" in ax.get_title() and "Subject" in ax.get_title()
+    assert "90%" in ax.get_title()
+    assert "Days" in ax.get_xlabel() and "Subject" in ax.get_ylabel()
+    assert any("excludes 0" in t for t in _legend_texts(ax))
+    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def test_caterpillar_intervals_use_conditional_variances(rs_fit):
+    fig, ax = plt.subplots()
+    out = caterpillar(rs_fit, ax=ax)                         # default: first term, Intercept
+    assert out is ax
+    segments = np.concatenate([c.get_segments() for c in ax.collections
+                               if hasattr(c, "get_segments")])
+    half = np.sort([(s[1, 0] - s[0, 0]) / 2 for s in segments])
+    expected = np.sort(1.959963984540054 * np.sqrt(rs_fit.ranef_condvar["Intercept"]))
+    np.testing.assert_allclose(half, expected, rtol=1e-10)
+    assert "Intercept" in ax.get_title()
+
+
+def test_caterpillar_bad_input(rs_fit):
+    with pytest.raises(KeyError, match="'days' is not a random effect by 'Subject'.*'Days'"):
+        caterpillar(rs_fit, term="days")
+    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        caterpillar(rs_fit, level=95)
+    pen = mlteach.load("penicillin")
+    crossed = lmm("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+    with pytest.raises(GroupingError, match="several factors.*group='plate'"):
+        caterpillar(crossed)
+    ax = caterpillar(crossed, group="sample")
+    assert len(ax.get_yticklabels()) == 6
+
+
+def test_shrinkage_plot_one_arrow_per_group_coloured_by_size(unbalanced):
+    fit = lmm("Reaction ~ Days + (1 | Subject)", unbalanced)
+    ax = shrinkage_plot(fit, data=unbalanced)
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 18
+    table = shrinkage_table(fit, unbalanced).loc["Intercept"]
+    starts = sorted(a._posA_posB[0][0] for a in arrows)
+    ends = sorted(a._posA_posB[1][0] for a in arrows)
+    np.testing.assert_allclose(starts, np.sort(table["no_pooling"]))
+    np.testing.assert_allclose(ends, np.sort(table["partial_pooling"]))
+    # a colour bar explains the colour (group size)
+    colourbars = [a for a in ax.figure.axes if a is not ax]
+    assert len(colourbars) == 1 and "group size" in colourbars[0].get_ylabel()
+    sizes = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_array()
+             is not None]
+    np.testing.assert_array_equal(np.sort(sizes[0].get_array()), np.sort(table["n"]))
+    # the overall estimate as a vertical line
+    vlines = [line.get_xdata()[0] for line in ax.lines]
+    assert fit.fixef["Intercept"] in vlines
+    texts = _legend_texts(ax)
+    assert any(t.startswith("no pooling") for t in texts)
+    assert any(t.startswith("partial pooling") for t in texts)
+    assert any(t.startswith("fixed effect") for t in texts)
+    assert "Intercept" in ax.get_title() and "Subject" in ax.get_title()
+    assert "Reaction" in ax.get_xlabel()
+
+
+def test_shrinkage_plot_from_a_table_with_a_missing_group(sleep, rs_fit):
+    data = sleep[~((sleep["Subject"] == "308") & (sleep["Days"] > 0))]
+    fit = lmm("Reaction ~ Days + (Days | Subject)", data)
+    with pytest.warns(SmallGroupWarning, match="'308'"):
+        table = shrinkage_table(fit, data)
+    ax = shrinkage_plot(table, term="Days")
+    assert len([p for p in ax.patches if isinstance(p, FancyArrowPatch)]) == 17
+    assert "Days" in ax.get_title()
+    with pytest.raises(KeyError, match="'Slope' is not in the shrinkage table"):
+        shrinkage_plot(table, term="Slope")
+
+
+def test_spaghetti_with_a_fit_draws_each_groups_predictions(sleep, rs_fit):
+    ax = spaghetti(sleep, "Days", "Reaction", "Subject", fit=rs_fit)
+    group_lines = [line for line in ax.lines if str(line.get_gid()).startswith("group:")]
+    assert len(group_lines) == 18
+    line = next(g for g in group_lines if g.get_gid() == "group:309")
+    rows = sleep[sleep["Subject"] == "309"].sort_values("Days")
+    np.testing.assert_allclose(line.get_ydata(), rs_fit.predict(rows).to_numpy())
+    reference = [line for line in ax.lines if line.get_gid() == "reference"]
+    assert len(reference) == 1
+    np.testing.assert_allclose(reference[0].get_ydata(),
+                               rs_fit.fixef["Intercept"] + rs_fit.fixef["Days"] * np.arange(10))
+    assert ax.get_xlabel() == "Days" and ax.get_ylabel() == "Reaction"
+    assert "Subject" in ax.get_title() and "mixed-model" in ax.get_title()
+    assert "population average (fixed effects)" in _legend_texts(ax)
+
+
+def test_spaghetti_without_a_fit_draws_per_group_ols_lines(sleep):
+    few = sleep[sleep["Subject"].isin(["308", "309", "310", "330"])]
+    fig, ax = plt.subplots()
+    assert spaghetti(few, "Days", "Reaction", "Subject", ax=ax) is ax
+    group_lines = [line for line in ax.lines if str(line.get_gid()).startswith("group:")]
+    assert len(group_lines) == 4
+    one = mlteach.ols("Reaction ~ Days", few[few["Subject"] == "330"]).params
+    line = next(g for g in group_lines if g.get_gid() == "group:330")
+    np.testing.assert_allclose(line.get_ydata(), one["Intercept"] + one["Days"] * np.array([0, 9]))
+    assert len({tuple(g.get_color()) for g in group_lines}) == 4    # one colour per group
+    texts = _legend_texts(ax)
+    assert {"308", "309", "310", "330"} <= set(texts)
+    assert "complete pooling (OLS ignoring groups)" in texts
+    assert ax.get_legend().get_title().get_text() == "Subject"
+
+
+def test_spaghetti_bad_input(sleep):
+    with pytest.raises(mlteach.errors.UnknownVariableError,
+                       match="'Dayz' \\(did you mean 'Days'"):
+        spaghetti(sleep, "Dayz", "Reaction", "Subject")
