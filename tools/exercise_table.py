@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     TABLE.parent.mkdir(parents=True, exist_ok=True)
     if text != old:
         TABLE.write_text(text, encoding="utf-8")
-    print(f"{TABLE.relative_to(ROOT)}: {text.count(chr(10) + '| ') - 1 if '| ---' in text else 0}"
-          f" exercises")
+    rows = sum(line.startswith("| ") and "{ref}`" in line for line in text.splitlines())
+    print(f"{TABLE.relative_to(ROOT)}: {rows} exercises")
     return 0
 
 
