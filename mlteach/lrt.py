@@ -310,6 +310,9 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
     variances are added at once the mixture weights depend on the information matrix and no
     closed form is used: the naive p-value is reported and is conservative. A larger model
     that only adds covariances (e.g. ``(x || g)`` against ``(x | g)``) has no boundary problem.
+    The mixture is itself a large-sample result; with few groups the larger model's variance is
+    estimated at zero more than half the time and even the corrected p-value tends to be
+    conservative (Pinheiro & Bates 2000, sec. 2.4), though less so than the naive one.
 
     Raises `ModelComparisonError` for fits to different rows, of different outcomes, by
     different criteria, not nested, or fitted by REML with different fixed effects.

@@ -184,3 +184,28 @@ def test_warns_when_a_fit_did_not_converge(fits):
     with pytest.warns(ConvergenceWarning, match=r"larger model \(Reaction ~ Days \+ \(Days \| "
                                                 r"Subject\)\) did not converge"):
         lrt(fits["ri", False], bad)
+
+
+# ------------------------------------------------------------------------ more lme4 anova()
+
+MORE = json.loads((Path(__file__).parent / "reference" / "lme4_lrt.json").read_text())
+DATASET = {"pastes.csv": "pastes", "sleepstudy.csv": "sleepstudy"}
+
+
+@pytest.mark.parametrize("name", sorted(MORE["comparisons"]))
+def test_more_comparisons_match_lme4_anova_and_r_mixture(name):
+    ref = MORE["comparisons"][name]
+    data = mlteach.load(DATASET[ref["data"]])
+    res = lrt(lmm(ref["smaller"], data, reml=ref["reml"]),
+              lmm(ref["larger"], data, reml=ref["reml"]))
+    assert res.df == ref["Df"]
+    assert res.statistic == pytest.approx(ref["Chisq"], abs=1e-5)
+    assert res.p_naive == pytest.approx(ref["p_naive"], rel=1e-4)
+    np.testing.assert_allclose(res.to_frame()["logLik"], ref["logLik"], atol=1e-5)
+    np.testing.assert_allclose(res.to_frame()["BIC"], ref["BIC"], atol=1e-5)
+    assert res.n_added_variances == ref["n_added_variances"]
+    if ref["p_boundary"] is None:
+        assert res.method == "naive" and np.isnan(res.p_boundary)
+    else:
+        assert res.method == "boundary"
+        assert res.p_boundary == pytest.approx(ref["p_boundary"], rel=1e-4)
