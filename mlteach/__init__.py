@@ -8,6 +8,7 @@ from mlteach import errors
 from mlteach.data import list_datasets, load
 from mlteach.design import center, decompose_variance, group_mean, mundlak
 from mlteach.exercises import check
+from mlteach.glmm import GLMMResult, compare_glmm_methods, glmm  # function shadows subpackage
 from mlteach.lmm import LMMResult, lmm  # the function shadows the subpackage's name
 from mlteach.lrt import LRTResult, lrt
 from mlteach.ols import OLSResult, ols
@@ -25,4 +26,5 @@ __all__ = [
     "ols", "OLSResult", "simulate_clustered", "check", "lmm", "LMMResult",
     "within", "lsdv", "first_difference", "between", "swamy_arora", "quasi_demeaned_gls", "rewb",
     "hausman", "mundlak_test", "compare", "lrt", "LRTResult", "no_pooling", "shrinkage_table",
+    "glmm", "GLMMResult", "compare_glmm_methods",
 ]
