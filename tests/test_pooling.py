@@ -6,7 +6,6 @@ independently (pandas, mlteach.ols) and compare.
 """
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mlteach
