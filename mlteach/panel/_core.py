@@ -261,11 +261,17 @@ def covariance(ls: LeastSquares, X: np.ndarray, cov: CovType, df_resid: int,
                       f"cluster-robust by {clusters.name} ({G} clusters; {label})")
 
 
-def centred_rsquared(y: np.ndarray, resid: np.ndarray, centre: bool = True) -> float:
-    """1 − e'e / Σ(y − ȳ)² (or Σy² without `centre`): plm's R² of the transformed model."""
-    yc = y - y.mean() if centre else y
-    tss = float(yc @ yc)
-    return 1 - float(resid @ resid) / tss if tss > 0 else float("nan")
+def rsquared(y: np.ndarray, resid: np.ndarray) -> float:
+    """R² of the regression actually run: the squared correlation of y and its fitted values.
+
+    This is plm's default (``r.squared(type = "cor")``). When the regression has a constant,
+    or y and the fitted values both average zero (demeaned data), it equals 1 − e'e/Σ(y − ȳ)².
+    It differs for GLS in unbalanced panels, where the constant becomes 1 − θ_i.
+    """
+    fitted = y - resid
+    if np.ptp(fitted) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(y, fitted)[0, 1] ** 2)
 
 
 def assert_enough_rows(n: int, p: int, what: str) -> None:

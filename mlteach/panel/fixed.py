@@ -24,7 +24,7 @@ from scipy import sparse
 from mlteach.design import GroupIndex, assert_full_rank, check_grouping
 from mlteach.errors import MissingDataWarning, RankDeficientError
 from mlteach.panel._core import (
-    CovType, Panel, PanelResult, assert_enough_rows, centred_rsquared, check_option,
+    CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
     covariance, drop_without_variation, least_squares, prepare_panel, result_fields,
 )
 
@@ -195,7 +195,7 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
     absorbed = f"{G} {group} means" + (f" + {n_time} {time} effects" if n_time else "")
     return PanelResult(
         estimator=name, kind="within", formula=formula, nobs=n, n_rows=n, n_groups=G,
-        rsquared=centred_rsquared(yw, ls.resid), rsquared_kind="within",
+        rsquared=rsquared(yw, ls.resid), rsquared_kind="within",
         group=group, time=time, resid=pd.Series(ls.resid, index=panel.design.index,
                                                  name="resid"),
         dropped=dropped, notes=notes,
@@ -296,7 +296,7 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
         estimator="Least squares with dummy variables (LSDV)", kind="lsdv", formula=formula,
         nobs=n, n_rows=n, n_groups=G,
         params=params[terms], bse=bse[terms], vcov=vcov.loc[terms, terms],
-        rsquared=centred_rsquared(yw, ls.resid), rsquared_kind="within",
+        rsquared=rsquared(yw, ls.resid), rsquared_kind="within",
         group=group, time=time,
         resid=pd.Series(ls.resid, index=panel.design.index, name="resid"),
         dropped=dropped, notes=notes, facts=(("Dummy variables", len(names)),),
@@ -392,7 +392,7 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
     return PanelResult(
         estimator="First differences", kind="fd", formula=formula, nobs=n, n_rows=d.nobs,
         n_groups=panel.groups.n_groups,
-        rsquared=centred_rsquared(dy, ls.resid, centre="Intercept" in terms),
+        rsquared=rsquared(dy, ls.resid),
         rsquared_kind="differences", group=group, time=time,
         resid=pd.Series(ls.resid, index=d.index[now], name="resid"),
         dropped=tuple(dropped), notes=tuple(notes),
@@ -448,7 +448,7 @@ def between(formula: str, data: pd.DataFrame, group: str,
     return PanelResult(
         estimator="Between (group means)", kind="between", formula=formula, nobs=G,
         n_rows=d.nobs, n_groups=G,
-        rsquared=centred_rsquared(yb, ls.resid, centre="Intercept" in d.terms),
+        rsquared=rsquared(yb, ls.resid),
         rsquared_kind="between", group=group, time=None,
         resid=pd.Series(ls.resid, index=pd.Index(groups.levels, name=group), name="resid"),
         **result_fields(ls, cv, d.terms, G - p),

@@ -26,7 +26,7 @@ from mlteach._tables import coef_table
 from mlteach.design import GroupIndex, assert_full_rank
 from mlteach.errors import BoundaryFitWarning, RankDeficientError
 from mlteach.panel._core import (
-    CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, centred_rsquared,
+    CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, rsquared,
     check_option, covariance, drop_without_variation, least_squares, prepare_panel,
     result_fields,
 )
@@ -109,6 +109,10 @@ def swamy_arora_components(panel: Panel) -> VarianceComponents:
     Xb = groups.mean(d.X).reshape(G, -1)
     yb = groups.mean(d.y)
     root = np.sqrt(sizes)[:, None]
+    # Columns whose group means are all (numerically) zero, such as x − x̄_i, have no between
+    # variation; rescaling their rounding error would make it look like a regressor.
+    between_norm = np.sqrt(((Xb * root) ** 2).sum(axis=0))
+    Xb = Xb[:, between_norm > ZERO_VARIATION * np.sqrt((d.X ** 2).sum(axis=0))]
     ub, k_b = _rank_lstsq(Xb * root, yb * root[:, 0])
     if G <= k_b:
         raise RankDeficientError(
@@ -157,7 +161,7 @@ def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
     ls = least_squares(Xs, ys)
     cv = covariance(ls, Xs, cov, n - p, groups, small_sample)
     fields = result_fields(ls, cv, kept, n - p)
-    fields.update(rsquared=centred_rsquared(ys, ls.resid), nobs=n, n_rows=n,
+    fields.update(rsquared=rsquared(ys, ls.resid), nobs=n, n_rows=n,
                   n_groups=groups.n_groups,
                   resid=pd.Series(ls.resid, index=panel.design.index, name="resid"),
                   dropped=tuple(dropped))
