@@ -1,0 +1,327 @@
+"""mlteach.lmm: formula parsing, bad input, identities that must hold, and the result object."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mlteach
+from mlteach.errors import (
+    BoundaryFitWarning,
+    DataTypeError,
+    FormulaSyntaxError,
+    GroupingError,
+    MissingDataWarning,
+    UnknownVariableError,
+)
+from mlteach.lmm.formula import RandomTerm, parse_mixed_formula
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mlteach.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def rs(sleep):
+    return mlteach.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+
+
+# ------------------------------------------------------------------------- formula parsing
+
+
+@pytest.mark.parametrize("formula, fixed, random", [
+    ("y ~ x + (1 | g)", "y ~ x", [("1", ("g",))]),
+    ("y ~ x + (x | g)", "y ~ x", [("x", ("g",))]),
+    ("y ~ x + (0 + x | g)", "y ~ x", [("0 + x", ("g",))]),
+    ("y ~ x + (1 + x || g)", "y ~ x", [("1", ("g",)), ("0 + x", ("g",))]),
+    ("y ~ (1 | a/b)", "y ~ 1", [("1", ("a",)), ("1", ("a", "b"))]),
+    ("y ~ x*z + (1|a) + (1|b)", "y ~ x*z", [("1", ("a",)), ("1", ("b",))]),
+    ("y ~ C(f, Treatment('b')) + (1 + log(x) | g:h)", "y ~ C(f, Treatment('b'))",
+     [("1 + log(x)", ("g", "h"))]),
+])
+def test_parse_lme4_syntax(formula, fixed, random):
+    parsed = parse_mixed_formula(formula)
+    assert parsed.fixed == fixed
+    assert parsed.random == tuple(RandomTerm(e, f) for e, f in random)
+
+
+@pytest.mark.parametrize("formula, match", [
+    ("y ~ x + (1 | g", r"'\(' is never closed"),
+    ("y ~ x + (1 | g))", r"closes a parenthesis that was never opened"),
+    ("y ~ x + (1 | )", r"Nothing after the bar"),
+    ("y ~ x + ( | g)", r"Nothing before the bar"),
+    ("y ~ x + 1 | g", r"must be in its own parentheses"),
+    ("y ~ x", r"no random-effect term"),
+    ("y ~ x + (1 | g + h)", r"'g \+ h' is not a column name"),
+    ("y x (1 | g)", r"outcome on the left"),
+])
+def test_formula_errors_point_at_the_problem(formula, match):
+    with pytest.raises(FormulaSyntaxError, match=match):
+        parse_mixed_formula(formula)
+
+
+def test_syntax_error_shows_a_caret():
+    with pytest.raises(FormulaSyntaxError) as info:
+        parse_mixed_formula("y ~ x + (1 | )")
+    lines = str(info.value).splitlines()
+    assert lines[-1].index("^") == lines[-2].index(")") - 1 or "^" in lines[-1]
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_unknown_variables_are_named(sleep):
+    with pytest.raises(UnknownVariableError, match=r"'Subjekt' \(did you mean 'Subject'\?\)"):
+        mlteach.lmm("Reaction ~ Days + (1 | Subjekt)", sleep)
+    with pytest.raises(UnknownVariableError, match=r"'Dayz'"):
+        mlteach.lmm("Reaction ~ Days + (Dayz | Subject)", sleep)
+
+
+def test_one_level_grouping_factor(sleep):
+    data = sleep.assign(one="a")
+    with pytest.raises(GroupingError, match=r"'one' has a single level"):
+        mlteach.lmm("Reaction ~ Days + (1 | one)", data)
+
+
+def test_grouping_with_one_row_per_group(sleep):
+    data = sleep.assign(row=np.arange(len(sleep)))
+    with pytest.raises(GroupingError, match=r"'row' has as many levels as rows"):
+        mlteach.lmm("Reaction ~ Days + (1 | row)", data)
+
+
+def test_too_many_random_effects_for_the_rows(sleep):
+    data = sleep.assign(pair=np.arange(len(sleep)) // 2)
+    with pytest.raises(GroupingError, match=r"180 random effects .* only 180 rows"):
+        mlteach.lmm("Reaction ~ Days + (Days | pair)", data)
+
+
+def test_missing_values_dropped_with_count(sleep):
+    data = sleep.copy()
+    data.loc[[3, 7], "Reaction"] = np.nan
+    data["Subject"] = data["Subject"].astype(object)
+    data.loc[11, "Subject"] = None
+    with pytest.warns(MissingDataWarning, match=r"Dropped 3 of 180 rows"):
+        r = mlteach.lmm("Reaction ~ Days + (1 | Subject)", data)
+    assert r.nobs == 177
+    assert 3 not in r.data_index and 11 not in r.data_index
+
+
+def test_slope_that_does_not_vary_within_groups(sleep):
+    data = sleep.assign(subject_mean=sleep.groupby("Subject", observed=True)["Days"]
+                        .transform("mean") + sleep["Subject"].cat.codes)
+    with pytest.raises(GroupingError, match=r"'subject_mean' takes a single value within every "
+                                            r"group of 'Subject'"):
+        mlteach.lmm("Reaction ~ Days + (subject_mean | Subject)", data)
+
+
+def test_text_outcome_refused(sleep):
+    data = sleep.assign(label=np.where(sleep["Reaction"] > 300, "slow", "fast"))
+    with pytest.raises(DataTypeError, match=r"outcome 'label' is not numeric"):
+        mlteach.lmm("label ~ Days + (1 | Subject)", data)
+
+
+def test_reml_must_be_boolean(sleep):
+    with pytest.raises(TypeError, match=r"reml must be True or False"):
+        mlteach.lmm("Reaction ~ Days + (1 | Subject)", sleep, reml="yes")
+
+
+# ------------------------------------------------------------------------------ identities
+
+
+def small_data(seed: int, n_groups: int = 8, size: int = 6, tau: float = 0.7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(size=g.size)
+    y = 1 + 0.5 * x + tau * rng.normal(size=n_groups)[g] + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"s{j}" for j in g])})
+
+
+def test_zero_variance_component_gives_ols():
+    data = mlteach.load("dyestuff2")
+    with pytest.warns(BoundaryFitWarning):
+        r = mlteach.lmm("Yield ~ 1 + (1 | Batch)", data)
+    o = mlteach.ols("Yield ~ 1", data)
+    assert r.get_cov_re().iloc[0, 0] == 0.0
+    np.testing.assert_allclose(r.fixef, o.params, rtol=1e-12)
+    np.testing.assert_allclose(r.bse, o.bse, rtol=1e-10)   # REML σ̂² = e'e/(n − p)
+    assert r.sigma == pytest.approx(o.sigma, rel=1e-12)
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 10_000))
+def test_balanced_reml_equals_anova_estimator(seed):
+    data = small_data(seed, tau=1.0)
+    n = 6
+    fit = mlteach.ols("y ~ C(g)", data)
+    msw = fit.sigma ** 2
+    means = data.groupby("g", observed=True)["y"].mean()
+    msb = n * ((means - data["y"].mean()) ** 2).sum() / (len(means) - 1)
+    tau2 = (msb - msw) / n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryFitWarning)
+        r = mlteach.lmm("y ~ 1 + (1 | g)", data)
+    if tau2 > 0:
+        assert r.get_cov_re().iloc[0, 0] == pytest.approx(tau2, rel=1e-6)
+        assert r.sigma ** 2 == pytest.approx(msw, rel=1e-6)
+    else:
+        assert r.singular and r.get_cov_re().iloc[0, 0] == 0.0
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000))
+def test_invariant_to_row_order_and_group_labels(seed):
+    data = small_data(seed)
+    formula = "y ~ x + (1 + x | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mlteach.lmm(formula, data)
+        shuffled = data.sample(frac=1.0, random_state=seed)
+        relabel = {f"s{j}": f"z{7 - j}" for j in range(8)}
+        shuffled["g"] = pd.Categorical(shuffled["g"].astype(str).map(relabel))
+        b = mlteach.lmm(formula, shuffled)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-7)
+    np.testing.assert_allclose(b.fixef, a.fixef, rtol=1e-5, atol=1e-7)
+    renamed = b.ranef.rename(index={v: k for k, v in relabel.items()}).loc[a.ranef.index]
+    np.testing.assert_allclose(renamed, a.ranef, rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000), c=st.floats(0.01, 100.0))
+def test_scaling_y_scales_fixed_effects_and_sds(seed, c):
+    data = small_data(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mlteach.lmm("y ~ x + (1 | g)", data)
+        b = mlteach.lmm("y ~ x + (1 | g)", data.assign(y=c * data["y"]))
+    np.testing.assert_allclose(b.fixef, c * a.fixef, rtol=1e-6, atol=1e-9 * c)
+    assert b.sigma == pytest.approx(c * a.sigma, rel=1e-6)
+    sd_a = np.sqrt(a.get_cov_re().iloc[0, 0])
+    assert np.sqrt(b.get_cov_re().iloc[0, 0]) == pytest.approx(c * sd_a, rel=1e-5, abs=1e-6 * c)
+    # the density of c·y is that of y divided by c per residual degree of freedom
+    assert b.loglik == pytest.approx(a.loglik - (a.nobs - 2) * np.log(c), abs=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (1 | Subject)",
+                                     "Reaction ~ Days + (Days | Subject)",
+                                     "Reaction ~ Days + (Days || Subject)",
+                                     "Reaction ~ Days + (0 + Days | Subject)"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_fast_path_equals_sparse_path(sleep, formula, reml):
+    a = mlteach.lmm(formula, sleep, reml=reml, method="single")
+    b = mlteach.lmm(formula, sleep, reml=reml, method="sparse")
+    assert a.optinfo["evaluator"] == "SingleFactorDeviance"
+    assert b.optinfo["evaluator"] == "SparseDeviance"
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-8)
+    np.testing.assert_allclose(a.fixef, b.fixef, rtol=1e-6)
+    np.testing.assert_allclose(a.ranef, b.ranef, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.ranef_condvar, b.ranef_condvar, rtol=1e-5)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000))
+def test_evaluators_agree_at_any_theta(seed):
+    """Same deviance, β̂ and û from the per-group and the sparse evaluator, at random θ."""
+    from mlteach.lmm.fit import deviance_function
+    from mlteach.design import fixed_design
+    from mlteach.lmm.structure import build_structure
+    data = small_data(seed)
+    rng = np.random.default_rng(seed)
+    parsed = parse_mixed_formula("y ~ x + (1 + x | g)")
+    design = fixed_design(parsed.fixed, data, extra=["g"])
+    structure = build_structure(parsed.random, design.data)
+    theta = np.abs(rng.normal(size=3)) * np.array([1, 0, 1]) + rng.normal(size=3) * [0, 1, 0]
+    a = deviance_function(design, structure, "single")
+    b = deviance_function(design, structure, "sparse")
+    for reml in (True, False):
+        assert a.objective(theta, reml) == pytest.approx(b.objective(theta, reml), rel=1e-12)
+    pa, pb = a.pls(theta), b.pls(theta)
+    np.testing.assert_allclose(pa.beta, pb.beta, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(pa.u, pb.u, rtol=1e-9, atol=1e-12)
+
+
+def test_statsmodels_mixedlm_agrees_on_random_slopes(sleep):
+    """statsmodels MixedLM (REML, same model) agrees with us to its optimiser's precision.
+
+    Differences from lme4/mlteach: statsmodels parameterises the covariance itself (cov_re in
+    units of σ², reported scaled by `scale`), optimises with BFGS/LBFGS on a Cholesky factor and
+    stops earlier, so agreement is to ~1e-5 relative, not 1e-8; its `llf` for REML fits is the
+    restricted log-likelihood on the same scale as lme4's (no constant dropped).
+    """
+    import statsmodels.formula.api as smf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("Reaction ~ Days", sleep, groups=sleep["Subject"],
+                         re_formula="~Days").fit(reml=True)
+    ours = mlteach.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    np.testing.assert_allclose(ours.fixef, sm.fe_params, rtol=1e-5)
+    np.testing.assert_allclose(ours.bse, sm.bse_fe, rtol=1e-4)
+    np.testing.assert_allclose(ours.cov_re.to_numpy(), sm.cov_re.to_numpy(), rtol=1e-3)
+    assert ours.loglik == pytest.approx(sm.llf, abs=1e-4)
+    assert ours.loglik >= sm.llf - 1e-9
+
+
+# --------------------------------------------------------------------------- result object
+
+
+def test_result_is_frozen_and_complete(rs):
+    with pytest.raises(Exception):
+        rs.sigma = 1.0
+    assert rs.group_names == ("Subject",)
+    assert rs.re_terms == {"Subject": ["Intercept", "Days"]}
+    assert rs.response == "Reaction"
+    assert list(rs.ranef.columns) == ["Intercept", "Days"]
+    assert rs.ranef.index[0] == "308" and all(isinstance(v, str) for v in rs.ranef.index)
+    assert rs.ngroups == {"Subject": 18}
+    assert rs.n_params == 6
+    np.testing.assert_allclose(rs.fitted + rs.resid, mlteach.load("sleepstudy")["Reaction"])
+
+
+def test_conf_int_is_wald(rs):
+    ci = rs.conf_int(0.9)
+    np.testing.assert_allclose(ci["upper"] - rs.fixef, 1.6448536269514722 * rs.bse)
+
+
+def test_summary_labels_variances_and_sds(rs):
+    text = str(rs.summary())
+    assert "Variance" in text and "Std. deviation" in text and "corr with Intercept" in text
+    assert "Groups: Subject" in text and "REML" in text
+    assert "<table" in rs._repr_html_()
+    frame = rs.to_frame()
+    assert {"estimate", "std.err", "t"} <= set(frame.columns)
+
+
+def test_predict_new_group_gets_population_line(rs):
+    new = pd.DataFrame({"Days": [0.0, 5.0, 5.0], "Subject": ["308", "308", "new subject"]})
+    pred = rs.predict(new)
+    b = rs.ranef.loc["308"]
+    beta = rs.fixef
+    assert pred.iloc[1] == pytest.approx(beta["Intercept"] + b["Intercept"]
+                                         + 5 * (beta["Days"] + b["Days"]))
+    assert pred.iloc[2] == pytest.approx(beta["Intercept"] + 5 * beta["Days"])
+    np.testing.assert_allclose(rs.predict(), rs.fitted)
+    np.testing.assert_allclose(rs.predict(include_random=False),
+                               rs.fixef["Intercept"] + rs.fixef["Days"] * rs.design.X[:, 1])
+
+
+def test_icc_for_random_intercepts_and_refusal_for_slopes(sleep, rs):
+    ri = mlteach.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+    tau2 = ri.get_cov_re().iloc[0, 0]
+    assert ri.icc() == pytest.approx(tau2 / (tau2 + ri.sigma ** 2))
+    with pytest.raises(ValueError, match=r"random-intercept models only"):
+        rs.icc()
+
+
+def test_several_factors_give_dicts():
+    r = mlteach.lmm("diameter ~ 1 + (1 | plate) + (1 | sample)", mlteach.load("penicillin"))
+    assert set(r.ranef) == {"plate", "sample"} and set(r.cov_re) == {"plate", "sample"}
+    assert r.ngroups == {"plate": 24, "sample": 6}
+    shares = r.icc()
+    assert set(shares.index) == {"plate", "sample"} and shares.sum() < 1
+    with pytest.raises(ValueError, match=r"several grouping factors"):
+        r.get_ranef()
