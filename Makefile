@@ -49,7 +49,7 @@ nbval: $(STAMP)
 	    -p no:cacheprovider -q $(NOTEBOOKS); fi
 
 execute: $(STAMP)
-	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)
+	$(PY) tools/execute_notebooks.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
