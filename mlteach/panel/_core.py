@@ -116,9 +116,11 @@ def check_unique_pairs(groups: GroupIndex, time: np.ndarray, time_levels: pd.Ind
     if dup.any():
         j = int(np.argmax(dup))
         g, t = divmod(int(uniq[j]), len(time_levels))
+        when = time_levels[t]
+        when = when.item() if isinstance(when, np.generic) else when
         raise GroupingError(
             f"{int(dup.sum())} (group, time) pair(s) occur in more than one row: for example "
-            f"{group_name} = {groups.levels[g]!r} at {time_name} = {time_levels[t]!r} has "
+            f"{group_name} = {groups.levels[g]!r} at {time_name} = {when!r} has "
             f"{int(counts[j])} rows. A panel has one row per group and time; aggregate the "
             f"duplicates or drop them, e.g. data.drop_duplicates(subset=[{group_name!r}, "
             f"{time_name!r}]), or check that you passed the right time column."

@@ -68,8 +68,9 @@ class TestResult:
         return Summary(self.name, facts, tables, self.notes)
 
     def __str__(self) -> str:
+        df = self.df if self.df_denom is None else f"{self.df}, {self.df_denom}"
         s = (f"{self.name}\nH0: {self.null}\nstatistic = {_fmt(self.statistic)} ~ "
-             f"{self.distribution} under H0, p-value = {_fmt(self.pvalue)}")
+             f"{self.distribution} under H0 (df = {df}), p-value = {_fmt(self.pvalue)}")
         return s + "".join(f"\nNote: {n}" for n in self.notes)
 
     __repr__ = __str__

@@ -1,0 +1,100 @@
+"""Result objects of mlteach.panel: printing, HTML, tables, intervals, immutability, compare()."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import mlteach
+from mlteach import panel as P
+
+F = "inv ~ value + capital"
+
+
+@pytest.fixture(scope="module")
+def fits():
+    g = mlteach.load("grunfeld")
+    return {
+        "ols": mlteach.ols(F, g),
+        "between": P.between(F, g, group="firm"),
+        "within": P.within(F, g, group="firm"),
+        "re": P.swamy_arora(F, g, group="firm"),
+        "rewb": P.rewb(F, g, group="firm"),
+        "cluster": P.within(F, g, group="firm", cov="cluster"),
+    }
+
+
+def test_summary_text_and_html(fits):
+    text = str(fits["within"])
+    for part in ("Fixed effects (within)", "Absorbed effects", "10 firm means",
+                 "R-squared (within)", "Residual df", "188", "value", "capital"):
+        assert part in text
+    html = fits["re"]._repr_html_()
+    assert "<table" in html and "sigma2_u (group effects)" in html and "theta" in html
+    assert "cluster-robust by firm (10 clusters; CR1, t(9))" in str(fits["cluster"])
+    rewb = str(fits["rewb"])
+    assert "Contextual effects (between − within)" in rewb and "value_within" in rewb
+
+
+def test_to_frame_and_conf_int_use_the_inference_df(fits):
+    w, c = fits["within"], fits["cluster"]
+    tab = w.to_frame()
+    assert list(tab.columns[:4]) == ["estimate", "std.err", "t", "P>|t|"]
+    q = stats.t.ppf(0.975, 188)
+    np.testing.assert_allclose(w.conf_int()["lower"], w.params - q * w.bse, rtol=1e-12)
+    np.testing.assert_allclose(c.conf_int(0.9)["upper"],
+                               c.params + stats.t.ppf(0.95, 9) * c.bse, rtol=1e-12)
+    np.testing.assert_allclose(w.pvalues, 2 * stats.t.sf(np.abs(w.tvalues), 188), rtol=1e-12)
+    hc0 = P.within(F, mlteach.load("grunfeld"), group="firm", cov="cluster", small_sample=False)
+    assert hc0.df_inference is None and "z" in hc0.to_frame().columns
+
+
+def test_results_are_frozen(fits):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fits["within"].params = None
+
+
+def test_test_objects_print_h0_statistic_df_distribution_pvalue(fits):
+    h = P.hausman(fits["within"], fits["re"])
+    text = str(h)
+    assert text.startswith("Hausman test (fixed vs random effects)\nH0: the group effects are "
+                           "uncorrelated")
+    assert "~ chi2(2) under H0 (df = 2)" in text and "p-value = 0.3119" in text
+    facts = dict(h.summary().facts)
+    assert facts["df"] == 2 and facts["Distribution under H0"] == "chi2(2)"
+    assert "<table" in h._repr_html_() and "difference" in h._repr_html_()
+    m = P.mundlak_test(F, mlteach.load("grunfeld"), group="firm")
+    assert "Mundlak" in str(m) and "value_mean" in m._repr_html_() and m.df == 2
+    w = fits["within"].wald(["value"])
+    np.testing.assert_allclose(w.statistic, fits["within"].tvalues["value"] ** 2, rtol=1e-12)
+    assert w.distribution == "F(1, 188)"
+
+
+def test_compare_side_by_side(fits):
+    cmp = P.compare(fits["ols"], fits["between"], fits["within"], fits["re"], fits["rewb"])
+    assert list(cmp.params.columns) == ["Pooled OLS", "Between", "Within (FE)",
+                                        "Random effects", "REWB"]
+    assert list(cmp.params.index[:3]) == ["Intercept", "value", "capital"]
+    np.testing.assert_allclose(cmp.params.loc["value", "Within (FE)"],
+                               fits["within"].params["value"])
+    assert np.isnan(cmp.params.loc["Intercept", "Within (FE)"])
+    table = cmp.to_frame()
+    assert table.loc["value", "Within (FE)"] == "0.1101"
+    assert "(0.0119)" in table["Within (FE)"].tolist()
+    assert table.loc["Groups", "Pooled OLS"] == "" and table.loc["Groups", "Between"] == "10"
+    assert table.loc["Observations", "Between"] == "200"
+    assert "<table" in cmp._repr_html_() and "standard errors in parentheses" in str(cmp)
+    same_kind = P.compare(fits["within"], fits["cluster"])
+    assert list(same_kind.params.columns) == ["Within (FE) (1)", "Within (FE) (2)"]
+    named = P.compare(fits["within"], fits["re"], names=["FE", "RE"])
+    assert list(named.bse.columns) == ["FE", "RE"]
+
+
+def test_lsdv_result_has_group_effects():
+    g = mlteach.load("grunfeld")
+    d = P.lsdv(F, g, group="firm", time="year", effects="twoways")
+    assert d.group_effects.shape == (10, 2) and d.time_effects.shape == (19, 2)
+    assert list(d.time_effects.index[:2]) == [1936, 1937]
+    assert list(d.params.index) == ["value", "capital"]
