@@ -29,7 +29,7 @@ class WeightedLMM:
     """ML fit of z = Xβ + b_j + e with Var(b_j) = τ² = λσ², Var(e_i) = σ²/w_i."""
 
     beta: np.ndarray
-    vcov: np.ndarray
+    vcov: np.ndarray        # σ̂²·n/(n − p)·(X'V⁻¹X)⁻¹, as summary(lme) reports for ML fits
     tau: float
     sigma: float
     blup: np.ndarray        # b̂_j = E(b_j | z)
@@ -87,7 +87,10 @@ def weighted_ri_lmm(data: GLMMData, z: np.ndarray, w: np.ndarray) -> WeightedLMM
     sigma2 = rVr / n
     loglik = -0.5 * (n * (1 + np.log(2 * np.pi * sigma2)) + float(np.sum(np.log1p(lam * Wj)))
                      - float(np.sum(np.log(w))))
-    return WeightedLMM(beta=beta, vcov=sigma2 * np.linalg.inv(A), tau=float(np.sqrt(lam * sigma2)),
+    # Standard errors as summary(lme) prints them for ML fits (adjustSigma = TRUE):
+    # σ̂² is rescaled by n/(n − p), the REML-like degrees-of-freedom correction.
+    vcov = sigma2 * n / (n - p) * np.linalg.inv(A)
+    return WeightedLMM(beta=beta, vcov=vcov, tau=float(np.sqrt(lam * sigma2)),
                        sigma=float(np.sqrt(sigma2)), blup=c * sr, condvar=sigma2 * c,
                        loglik=loglik)
 

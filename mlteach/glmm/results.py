@@ -33,7 +33,8 @@ class GLMMResult:
     bse : their standard errors. Laplace/AGQ: from the inverse of the finite-difference Hessian
         of the approximate deviance over (σ, β) jointly, the β block (as lme4's default
         ``vcov`` for glmer fits, for nAGQ = 1 and > 1 alike). PQL: from the final working
-        linear mixed model, as glmmPQL reports them.
+        linear mixed model as ``summary(glmmPQL)`` prints them (nlme rescales the ML residual
+        variance by n/(n − p) there; ``vcov(glmmPQL)`` does not).
     vcov : the covariance matrix of β̂ behind `bse`.
     sd_re : σ̂, the standard deviation of the random intercepts on the link scale.
     loglik : the approximate marginal log-likelihood (all constants included); NaN for PQL,
