@@ -177,6 +177,10 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
     which is also what Stata's ``xtreg, fe vce(robust)`` computes.
 
     Groups with one row (singletons) contribute nothing to β̂ and are reported in the notes.
+
+    linearmodels' ``PanelOLS(entity_effects=True)`` gives the same numbers with
+    ``fit(debiased=True)`` (its default divides e'e by n − G, not n − G − k); its clustered
+    covariance with ``debiased=True, group_debias=True`` is plm's "sss" (K = k).
     """
     check_option("cov", cov, ("classical", "robust", "cluster"))
     check_option("effects", effects, ("group", "twoways"))
