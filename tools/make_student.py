@@ -20,9 +20,10 @@ notebooks out and how students check answers) and ``mlteach-student.zip``.
 The student HTML book (``<out>/html``) is built by Jupyter Book from a temporary copy of the
 sources in which the same stripping is done, except that the outputs of ordinary cells are kept
 (readers see the chapter as in the instructors' book; placeholder and check cells have no
-output), the instructors' page is left out of the table of contents, and ``{solution}``
-directives are cut from every markdown page too. sphinx-exercise's ``hide_solutions`` is not
-used: it crashes on gated solutions and leaves the solution code cells in place.
+output), the instructors' page is replaced by a stub (so links to it still work), and
+``{solution}`` directives are cut from every markdown page too. sphinx-exercise's
+``hide_solutions`` is not used: it crashes on gated solutions and leaves the solution code
+cells in place.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ INSTRUCTOR_PAGES = ("book/instructors",)
 NOT_BOOK_SOURCES = {".git", ".venv", "_build", ".hypothesis", ".pytest_cache", ".ci", "tests",
                     "tools", "benchmarks", "mlteach", "notebooks", "__pycache__"}
 RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "formulaic", "matplotlib", "ipykernel")
+
+INSTRUCTOR_STUB = """# For instructors
+
+This is the student edition of the book, without solutions. The instructors' guide (assigning
+exercises, the answer checks, adding an exercise, the table of every exercise) is in the full
+edition.
+"""
 
 STUDENT_NOTE = (
     "**Student edition.** The solutions are not in this notebook. Each exercise has a cell "
@@ -229,30 +237,6 @@ def write_bundle(out: Path) -> Path:
     return archive
 
 
-def _strip_toc(toc_text: str) -> str:
-    """The _toc.yml without the instructors' pages."""
-    import yaml
-
-    toc = yaml.safe_load(toc_text)
-
-    def prune(node):
-        if isinstance(node, dict):
-            out = {}
-            for key, value in node.items():
-                if key in ("chapters", "sections", "parts") and isinstance(value, list):
-                    value = [prune(v) for v in value
-                             if not (isinstance(v, dict) and v.get("file") in INSTRUCTOR_PAGES)]
-                    value = [v for v in value if not (isinstance(v, dict) and "caption" in v
-                                                      and not v.get("chapters"))]
-                out[key] = prune(value) if key not in ("chapters", "sections", "parts") else value
-            return out
-        if isinstance(node, list):
-            return [prune(v) for v in node]
-        return node
-
-    return yaml.safe_dump(prune(toc), sort_keys=False)
-
-
 def student_book_sources(notebooks: list[Path], dest: Path) -> None:
     """Copy the book sources to `dest` with solutions stripped, ready for jupyter-book."""
     for item in ROOT.iterdir():
@@ -263,16 +247,17 @@ def student_book_sources(notebooks: list[Path], dest: Path) -> None:
                             ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
         else:
             shutil.copy2(item, dest / item.name)
-    for page in INSTRUCTOR_PAGES:
-        (dest / f"{page}.md").unlink(missing_ok=True)
+    for page in INSTRUCTOR_PAGES:          # a stub keeps links to the page and its label working
+        path = dest / f"{page}.md"
+        if path.exists():
+            labels = [line for line in path.read_text(encoding="utf-8").splitlines()
+                      if line.startswith("(") and line.endswith(")=")]
+            path.write_text("\n".join(labels + [INSTRUCTOR_STUB]), encoding="utf-8")
     for md in dest.rglob("*.md"):
         text = md.read_text(encoding="utf-8")
         stripped = strip_solutions(text)
         if stripped != text:
             md.write_text(stripped + "\n", encoding="utf-8")
-    toc = dest / "_toc.yml"
-    if toc.exists():
-        toc.write_text(_strip_toc(toc.read_text(encoding="utf-8")), encoding="utf-8")
     nbdir = dest / "notebooks"
     nbdir.mkdir(exist_ok=True)
     for path in notebooks:
