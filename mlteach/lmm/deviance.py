@@ -168,46 +168,52 @@ class SparseDeviance:
             pos += blk.n_effects
         return out
 
-    def condvar_blocks(self, theta: np.ndarray, sigma2: float, chunk: int = 256
-                       ) -> list[np.ndarray]:
+    def condvar_blocks(self, theta: np.ndarray, sigma2: float) -> list[np.ndarray]:
         """Per block k, the (G_k, q_k, q_k) conditional covariances σ² T_k (A⁻¹)_jj T_k'.
 
         These are lme4's ``condVar``: the covariance of b given y at β̂ and θ̂ (β treated as
-        known). Only the diagonal blocks of A⁻¹ are formed, solving for a chunk of unit vectors
-        at a time.
+        known). Only the diagonal blocks of A⁻¹ are needed. With the block of most levels
+        first, A = [[A₁₁, A₁₂], [A₂₁, A₂₂]] has A₁₁ block diagonal (one q × q block per level),
+        so with W = A₁₁⁻¹A₁₂ and S = A₂₂ − A₂₁W (dense, the size of the other blocks):
+
+            (A⁻¹)₁₁ = A₁₁⁻¹ + W S⁻¹ W',   (A⁻¹)₂₂ = S⁻¹.
         """
-        lu = self._factor(theta)
-        wanted_rows, wanted_cols = [], []
-        offset = 0
-        for b in self.structure.blocks:
-            G, q = b.groups.n_groups, b.q
-            base = offset + np.arange(G)[:, None, None] * q
-            rr, cc = np.broadcast_arrays(base + np.arange(q)[None, :, None],
-                                         base + np.arange(q)[None, None, :])
-            wanted_rows.append(rr.ravel())
-            wanted_cols.append(cc.ravel())
-            offset += b.n_effects
-        rows = np.concatenate(wanted_rows)
-        cols = np.concatenate(wanted_cols)
-        Ainv_diag = np.empty(rows.size)
-        order = np.argsort(cols, kind="stable")
-        sorted_cols = cols[order]
-        for start in range(0, self.q, chunk):
-            stop = min(start + chunk, self.q)
-            E = np.zeros((self.q, stop - start))
-            E[np.arange(start, stop), np.arange(stop - start)] = 1.0
-            S = lu.solve(E)
-            lo, hi = np.searchsorted(sorted_cols, [start, stop])
-            sel = order[lo:hi]
-            Ainv_diag[sel] = S[rows[sel], cols[sel] - start]
-        out = []
-        pos = 0
-        for b, T in zip(self.structure.blocks, self.structure.factors_T(theta)):
-            G, q = b.groups.n_groups, b.q
-            M = Ainv_diag[pos:pos + G * q * q].reshape(G, q, q)
-            out.append(sigma2 * T[None] @ M @ T.T[None])
-            pos += G * q * q
-        return out
+        blocks = self.structure.blocks
+        offsets = np.cumsum([0] + [b.n_effects for b in blocks])
+        big = int(np.argmax([b.n_effects for b in blocks]))
+        idx1 = np.arange(offsets[big], offsets[big + 1])
+        idx2 = np.setdiff1d(np.arange(self.q), idx1)
+        A = self.A(theta).tocsr()
+        G1, q1 = blocks[big].groups.n_groups, blocks[big].q
+        rows, cols = np.broadcast_arrays(
+            np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, :, None],
+            np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, None, :])
+        A11_sp = A[idx1][:, idx1]
+        A11_blocks = np.asarray(A11_sp[rows.ravel(), cols.ravel()]).reshape(G1, q1, q1)
+        A11_inv = np.linalg.inv(A11_blocks)
+        inv_blocks = {}
+        if idx2.size:
+            A12 = A[idx1][:, idx2].toarray()                       # (G1·q1, q2) dense
+            W = np.einsum("gab,gbm->gam", A11_inv, A12.reshape(G1, q1, -1))
+            W = W.reshape(G1 * q1, -1)
+            S = A[idx2][:, idx2].toarray() - A12.T @ W
+            S_inv = np.linalg.inv(S)
+            M = (W @ S_inv).reshape(G1, q1, -1)
+            Wg = W.reshape(G1, q1, -1)
+            inv_blocks[big] = A11_inv + np.einsum("gam,gbm->gab", M, Wg)
+            pos = 0
+            for k, b in enumerate(blocks):
+                if k == big:
+                    continue
+                G, q = b.groups.n_groups, b.q
+                r = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, :, None]
+                c = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, None, :]
+                inv_blocks[k] = S_inv[r, c]
+                pos += b.n_effects
+        else:
+            inv_blocks[big] = A11_inv
+        return [sigma2 * T[None] @ inv_blocks[k] @ T.T[None]
+                for k, T in enumerate(self.structure.factors_T(theta))]
 
 
 __all__ = ["PLS", "SparseDeviance", "profiled_deviance", "sigma2_hat", "dof", "schur_solution"]
