@@ -31,8 +31,9 @@ def main(names: list[str]) -> None:
     sys.path.insert(0, str(HERE))
     RESULTS.mkdir(exist_ok=True)
     modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
-    if names:
-        modules = [m for m in modules if any(n in m for n in names)]
+    if names:  # `run.py lmm` or `run.py bench_lmm` selects bench_lmm only (not bench_glmm)
+        wanted = {n if n.startswith("bench_") else f"bench_{n}" for n in names}
+        modules = [m for m in modules if m in wanted]
     env = environment()
     for name in modules:
         print(f"\n## {name}\n", flush=True)
