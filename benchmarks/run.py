@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 
@@ -38,6 +40,9 @@ def main(names: list[str]) -> None:
     for name in modules:
         print(f"\n## {name}\n", flush=True)
         table = importlib.import_module(name).main()
+        # A '|' inside a cell (lme4 formulas) would split the Markdown column: escape it.
+        table = table.apply(lambda col: col.str.replace("|", r"\|", regex=False)
+                            if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
         text = table.to_markdown(index=False, floatfmt=".4g")
         print(text)
         (RESULTS / f"{name.removeprefix('bench_')}.md").write_text(
