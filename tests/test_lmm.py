@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -243,6 +244,53 @@ def test_evaluators_agree_at_any_theta(seed):
     pa, pb = a.pls(theta), b.pls(theta)
     np.testing.assert_allclose(pa.beta, pb.beta, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(pa.u, pb.u, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (1 | Subject)",
+                                     "Reaction ~ Days + (Days | Subject)",
+                                     "Reaction ~ Days + (Days || Subject)"])
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_analytic_gradient_equals_finite_differences(sleep, formula, reml, seed):
+    """The single-factor path's ∂d/∂θ against central differences of d, at random θ."""
+    from mlteach.design import fixed_design
+    from mlteach.lmm.fit import deviance_function, random_variables
+    from mlteach.lmm.structure import build_structure
+    parsed = parse_mixed_formula(formula)
+    design = fixed_design(parsed.fixed, sleep, extra=random_variables(parsed))
+    structure = build_structure(parsed.random, design.data)
+    dev = deviance_function(design, structure, "single")
+    rng = np.random.default_rng(seed)
+    diag = structure.theta_lower() == 0
+    theta = np.where(diag, rng.uniform(0.05, 2.0, diag.size), rng.normal(size=diag.size))
+    value, grad = dev.objective_and_gradient(theta, reml)
+    assert value == dev.objective(theta, reml)
+    h = 1e-5
+    fd = np.array([(dev.objective(theta + e, reml) - dev.objective(theta - e, reml)) / (2 * h)
+                   for e in h * np.eye(theta.size)])
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * np.max(np.abs(fd)))
+
+
+def test_convergence_check_uses_gradient_and_hessian(sleep, rs):
+    """At the optimum the analytic gradient is small and the differenced Hessian PD; a fit
+    stopped short is caught by the same check."""
+    from mlteach.errors import ConvergenceWarning
+    from mlteach.lmm.fit import check_fit
+    from mlteach.lmm.optimize import minimize_deviance
+    assert rs.converged and rs.optinfo["evaluator"] == "SingleFactorDeviance"
+    assert rs.optinfo["scaled_gradient"] < 1e-6
+    assert rs.optinfo["hessian_min_eig"] > 0
+    assert np.max(np.abs(rs.optinfo["gradient"])) < 1e-4
+    assert rs.optinfo["nfev"] < 100
+
+    from mlteach.lmm.fit import deviance_function
+    dev = deviance_function(rs.design, rs.structure, "single")
+    opt = minimize_deviance(lambda t: dev.objective(t, True), rs.structure.theta_start(),
+                            rs.structure.theta_lower(),
+                            lambda t: dev.objective_and_gradient(t, True))
+    far = dataclasses.replace(opt, theta=opt.theta * 1.5, scaled_gradient=0.3)
+    with pytest.warns(ConvergenceWarning, match="deviance still slopes"):
+        assert not check_fit(far, rs.structure)
 
 
 def test_statsmodels_mixedlm_agrees_on_random_slopes(sleep):

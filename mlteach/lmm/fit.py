@@ -151,7 +151,13 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     def objective(theta: np.ndarray) -> float:
         return dev.objective(theta, bool(reml))
 
-    opt = minimize_deviance(objective, structure.theta_start(), structure.theta_lower())
+    objective_and_gradient = None
+    if isinstance(dev, SingleFactorDeviance):
+        def objective_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            return dev.objective_and_gradient(theta, bool(reml))
+
+    opt = minimize_deviance(objective, structure.theta_start(), structure.theta_lower(),
+                            objective_and_gradient)
     return assemble(formula, bool(reml), design, structure, dev, opt)
 
 

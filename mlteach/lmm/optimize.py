@@ -1,10 +1,12 @@
 """Minimise the profiled deviance over θ, polish the optimum and check it.
 
 1. A bounded quasi-Newton search (L-BFGS-B, lower bound 0 on the diagonal of each T_k) from
-   lme4's start T_k = I.
-2. A polish: projected Newton steps with finite-difference gradient and Hessian, on the
-   coordinates not held at their bound. Near a smooth interior optimum each step roughly
-   squares the error, so the deviance is met to rounding.
+   lme4's start T_k = I, with the analytic gradient when the evaluator has one (the
+   single-factor path) and finite differences otherwise.
+2. A polish: projected Newton steps on the coordinates not held at their bound. The Hessian is
+   the finite-difference derivative of the analytic gradient (2k gradients for k elements of
+   θ) or, without a gradient, second differences of the deviance. Near a smooth interior
+   optimum each step roughly squares the error, so the deviance is met to rounding.
 3. Checks at the result: the Newton step that remains (the *scaled gradient*, H⁻¹g) must be
    small, and the Hessian on the free coordinates positive definite; a coordinate at its bound
    must have a non-negative gradient (moving it inside would not help).
@@ -19,6 +21,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 Objective = Callable[[np.ndarray], float]
+ObjectiveGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
+Derivatives = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
 
 
 @dataclass(frozen=True)
@@ -83,28 +87,61 @@ def fd_derivatives(f: Objective, x: np.ndarray, lower: np.ndarray
     return g, H, at_bound, nfev
 
 
+def gradient_derivatives(fg: ObjectiveGradient, x: np.ndarray, lower: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Analytic gradient of f at x and its Hessian by differences of that gradient.
+
+    Returns (g, H, at_bound, evaluations) as `fd_derivatives`. Column i of H is the central
+    difference (g(x + h_i e_i) − g(x − h_i e_i))/(2h_i), or the forward one for a coordinate
+    within h_i of its bound; H is then symmetrised. 2k + 1 evaluations instead of ~2k².
+    """
+    k = len(x)
+    h = _steps(x)
+    at_bound = (x - lower) <= h
+    g = fg(x)[1]
+    H = np.empty((k, k))
+    nfev = 1
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h[i]
+        if at_bound[i]:
+            H[:, i] = (fg(x + e)[1] - g) / h[i]
+            nfev += 1
+        else:
+            H[:, i] = (fg(x + e)[1] - fg(x - e)[1]) / (2 * h[i])
+            nfev += 2
+    return g, 0.5 * (H + H.T), at_bound, nfev
+
+
 def _free(g: np.ndarray, at_bound: np.ndarray) -> np.ndarray:
     """Coordinates allowed to move: interior ones, and bound ones whose gradient points inside."""
     return ~(at_bound & (g >= 0))
 
 
-def polish(f: Objective, x: np.ndarray, lower: np.ndarray, max_iter: int = 8
-           ) -> tuple[np.ndarray, float, int]:
-    """Projected Newton steps from x with backtracking; stops when a step no longer helps."""
+def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndarray,
+           max_iter: int = 8, step_tol: float = 1e-9):
+    """Projected Newton steps from x with backtracking; stops when a step no longer helps.
+
+    Returns (x, f(x), evaluations, derivatives at x or None). Stopping because the Newton step
+    left is below `step_tol` (relative to |x|) keeps the derivatives just computed at x, so the
+    final check does not have to compute them again.
+    """
     fx = f(x)
     nfev = 1
     for _ in range(max_iter):
-        g, H, at_bound, n = fd_derivatives(f, x, lower)
+        g, H, at_bound, n = derivatives(x)
         nfev += n
         free = _free(g, at_bound)
         if not free.any():
-            break
+            return x, fx, nfev, (g, H, at_bound)
         Hf = H[np.ix_(free, free)]
         try:
             np.linalg.cholesky(Hf)
             step_f = -np.linalg.solve(Hf, g[free])
         except np.linalg.LinAlgError:
-            break
+            return x, fx, nfev, (g, H, at_bound)
+        if np.max(np.abs(step_f)) < step_tol * max(1.0, np.max(np.abs(x))):
+            return x, fx, nfev, (g, H, at_bound)
         step = np.zeros_like(x)
         step[free] = step_f
         improved = False
@@ -115,9 +152,9 @@ def polish(f: Objective, x: np.ndarray, lower: np.ndarray, max_iter: int = 8
             if fc < fx:
                 x, fx, improved = cand, fc, True
                 break
-        if not improved or np.max(np.abs(t * step)) < 1e-10 * max(1.0, np.max(np.abs(x))):
-            break
-    return x, fx, nfev
+        if not improved:
+            return x, fx, nfev, (g, H, at_bound)
+    return x, fx, nfev, None
 
 
 def snap_to_bound(f: Objective, x: np.ndarray, fx: float, lower: np.ndarray,
@@ -135,37 +172,55 @@ def snap_to_bound(f: Objective, x: np.ndarray, fx: float, lower: np.ndarray,
     return x, fx, nfev
 
 
-def _quasi_newton(f: Objective, start: np.ndarray, lower: np.ndarray):
+def _quasi_newton(f: Objective, start: np.ndarray, lower: np.ndarray,
+                  fg: ObjectiveGradient | None = None):
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = minimize(f, start, method="L-BFGS-B", bounds=bounds,
-                   options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 2000, "maxls": 50})
+    options = {"ftol": 1e-12, "gtol": 1e-7, "maxiter": 2000, "maxls": 50}
+    if fg is None:
+        res = minimize(f, start, method="L-BFGS-B", bounds=bounds, options=options)
+    else:
+        res = minimize(fg, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     x = np.maximum(np.asarray(res.x, dtype=float), lower)
     # Values within rounding of the bound are the bound: a variance of 1e-12 σ² is zero.
     x = np.where((lower == 0) & (x < 1e-10), 0.0, x)
     return x, float(res.fun), int(res.nfev), str(res.message)
 
 
-def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray) -> Optimum:
+def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
+                      fg: ObjectiveGradient | None = None) -> Optimum:
     """Minimise f over θ ≥ lower: L-BFGS-B, then Newton polish, then the checks.
+
+    `fg`, when given, returns f and its analytic gradient together; it then drives the search
+    and the Hessian is differenced from it (`gradient_derivatives`). Without it, gradients and
+    Hessians are finite differences of f (`fd_derivatives`).
 
     A search that ends on the boundary (some diagonal element of T_k at 0) is repeated from
     smaller and larger starting values, keeping the best end point. On the boundary θ_i = 0 the
     deviance depends on θ_i only through θ_i², so its slope there is zero whether or not moving
     inside would help: a quasi-Newton step that lands on the bound can stop at such a saddle.
     """
-    x, fx, nfev, message = _quasi_newton(f, start, lower)
+    if fg is None:
+        def derivatives(x):
+            return fd_derivatives(f, x, lower)
+    else:
+        def derivatives(x):
+            return gradient_derivatives(fg, x, lower)
+    x, fx, nfev, message = _quasi_newton(f, start, lower, fg)
     if np.any((lower == 0) & (x == 0)):
         for scale in (0.5, 0.1, 2.0):
-            xs, fs, n, msg = _quasi_newton(f, start * scale, lower)
+            xs, fs, n, msg = _quasi_newton(f, start * scale, lower, fg)
             nfev += n
             if fs < fx - 1e-10 * max(1.0, abs(fx)):
                 x, fx, message = xs, fs, msg
-    x, fx, n = polish(f, x, lower)
+    x, fx, n, derivs = polish(f, derivatives, x, lower)
     nfev += n
-    x, fx, n = snap_to_bound(f, x, fx, lower)
+    x_snapped, fx, n = snap_to_bound(f, x, fx, lower)
     nfev += n
-    g, H, at_bound, n = fd_derivatives(f, x, lower)
-    nfev += n
+    if derivs is None or not np.array_equal(x_snapped, x):
+        derivs = derivatives(x_snapped)
+        nfev += derivs[3]
+    x = x_snapped
+    g, H, at_bound = derivs[:3]
     free = _free(g, at_bound)
     scaled, min_eig = 0.0, np.inf
     if free.any():
@@ -185,4 +240,5 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray) -> Opt
                    message=message)
 
 
-__all__ = ["Optimum", "minimize_deviance", "polish", "fd_derivatives"]
+__all__ = ["Optimum", "minimize_deviance", "polish", "fd_derivatives",
+           "gradient_derivatives"]

@@ -87,12 +87,21 @@ class SingleFactorDeviance:
         self.n, self.p = X.shape
         ZtZ = group_crossproducts(Z, Z, codes, self.G)                 # (q, q, G)
         self.ZtZ = 0.5 * (ZtZ + ZtZ.transpose(1, 0, 2))
+        self._ZtZ_sum = self.ZtZ.sum(axis=2)                               # Σ_j M_j
         Xy = [X[:, k] for k in range(self.p)] + [y]
         self.ZtXy = group_crossproducts(Z, Xy, codes, self.G).transpose(0, 2, 1).copy()
         self.XtX = X.T @ X                                               # ZtXy: (q, G, p+1)
         self.Xty = X.T @ y
         self.yty = float(y @ y)
         self._offsets = np.cumsum([0] + [b.q for b in blocks])
+        # position (row, column) in T of every element of θ, for the gradient
+        rows, cols = [], []
+        for b, lo in zip(blocks, self._offsets[:-1]):
+            r, c = b.lower_tri()
+            rows.append(r + lo)
+            cols.append(c + lo)
+        self._theta_rows = np.concatenate(rows)
+        self._theta_cols = np.concatenate(cols)
 
     def T(self, theta: np.ndarray) -> np.ndarray:
         """The q × q relative covariance factor of one group (block diagonal over blocks)."""
@@ -138,6 +147,66 @@ class SingleFactorDeviance:
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """The profiled deviance (REML criterion when `reml`) at θ."""
         return profiled_deviance(self.pls(theta, with_u=False), self.n, self.p, reml)
+
+    def objective_and_gradient(self, theta: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+        """The profiled deviance at θ and its analytic gradient ∂d/∂θ (book §LMM, optimisation).
+
+        Write V = ZΛΛ'Z' + I (so Var y = σ²V), e = y − Xβ̂ and C = R_X'R_X = X'V⁻¹X. By the
+        matrix determinant lemma log|L|² = log|A| = log|V|, and r² = e'V⁻¹e (u eliminated), so
+
+            d(θ)   = log|V| + n·(1 + log(2π r²/n))                            (ML)
+            d_R(θ) = log|V| + log|C| + (n−p)·(1 + log(2π r²/(n−p)))          (REML).
+
+        θ_k is the element (r, c) of T, so ∂Λ/∂θ_k = I_G ⊗ E_rc and ∂V = Z(∂Λ Λ' + Λ ∂Λ')Z'.
+        With the standard results ∂log|V| = tr(V⁻¹∂V), ∂log|C| = −tr(C⁻¹X'V⁻¹ ∂V V⁻¹X), and
+        ∂r² = −e'V⁻¹ ∂V V⁻¹e (β̂ minimises r², so its own change does not count), every term is
+        tr(D_j F_j) with D_j = E_rc T' + T E_rc' and a symmetric q × q matrix F_j per group, and
+        tr((E T' + T E')F) = 2(F T)_rc. Per group j, with M_j = Z_j'Z_j and the Cholesky factor
+        A_j = L_j L_j' of `pls`, put P_j = L_j⁻¹T'M_j and v_j = L_j⁻¹(c_j − B_jβ̂) (= L_j'û_j):
+
+            K = Σ_j Z_j'V_j⁻¹Z_j = Σ_j (M_j − P_j'P_j),
+            s_j = Z_j'V_j⁻¹e_j = Z_j'e_j − P_j'v_j,          S = Σ_j s_j s_j',
+            W_j = Z_j'V_j⁻¹X_j = Z_j'X_j − P_j'L_j⁻¹B_j,     Q = Σ_j W_j C⁻¹ W_j',
+
+        and then, with ν = n (ML) or n − p (REML),
+
+            ∂d/∂θ_k   = 2[(K − (ν/r²) S) T]_rc                 (ML)
+            ∂d_R/∂θ_k = 2[(K − Q − (ν/r²) S) T]_rc             (REML).
+
+        Every piece is a sum over groups of q × q products: the gradient costs about as much as
+        the deviance itself. Where a diagonal element of T is 0, the column of the gradient
+        matrix is 0 as well: the deviance depends on it through its square there.
+        """
+        theta = np.asarray(theta, dtype=float)
+        T = self.T(theta)
+        q, p, G, n = self.q, self.p, self.G, self.n
+        L = batched_cholesky(self.A(theta))
+        Bc = (T.T @ self.ZtXy.reshape(q, -1)).reshape(q, G, p + 1)
+        R = forward_solve(L, Bc)
+        logdet_L = 2.0 * sum(np.log(L[i, i]).sum() for i in range(q))
+        flat = R.reshape(q * G, p + 1)
+        gram = flat.T @ flat
+        pls = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
+                             float(gram[p, p]), logdet_L)
+        value = profiled_deviance(pls, n, p, reml)
+        beta = pls.beta
+        # P_j = L_j⁻¹ T'M_j, stored (q, G, q) as forward_solve wants
+        TtM = (T.T @ self.ZtZ.reshape(q, q * G)).reshape(q, q, G).transpose(0, 2, 1)
+        P = forward_solve(L, np.ascontiguousarray(TtM))
+        K = self._ZtZ_sum - np.einsum("ajb,ajc->bc", P, P)
+        v = R[:, :, p] - R[:, :, :p] @ beta                              # (q, G)
+        Zte = self.ZtXy[:, :, p] - self.ZtXy[:, :, :p] @ beta           # (q, G)
+        s = Zte - np.einsum("ajb,aj->bj", P, v)
+        S = s @ s.T
+        nu = n - p if reml else n
+        F = K - (nu / pls.pwrss) * S
+        if reml:
+            W = self.ZtXy[:, :, :p] - np.einsum("ajb,ajk->bjk", P, R[:, :, :p])  # (q, G, p)
+            chol = np.linalg.cholesky(pls.RXtRX)
+            Y = np.linalg.solve(chol, W.reshape(q * G, p).T).reshape(p, q, G)
+            F = F - np.einsum("kaj,kbj->ab", Y, Y)
+        grad = 2.0 * (F @ T)[self._theta_rows, self._theta_cols]
+        return value, grad
 
     def ranef_blocks(self, theta: np.ndarray, pls: PLS) -> list[np.ndarray]:
         """Per block, the (G, q_k) conditional modes b_j = T û_j."""
