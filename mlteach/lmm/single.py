@@ -102,23 +102,46 @@ class SingleFactorDeviance:
             cols.append(c + lo)
         self._theta_rows = np.concatenate(rows)
         self._theta_cols = np.concatenate(cols)
+        self._theta_flat = self._theta_rows * self.q + self._theta_cols
+        self._diag = np.arange(self.q)
 
     def T(self, theta: np.ndarray) -> np.ndarray:
         """The q × q relative covariance factor of one group (block diagonal over blocks)."""
-        T = np.zeros((self.q, self.q))
-        for (lo, hi), Tk in zip(zip(self._offsets[:-1], self._offsets[1:]),
-                                self.structure.factors_T(theta)):
-            T[lo:hi, lo:hi] = Tk
-        return T
+        T = np.zeros(self.q * self.q)
+        T[self._theta_flat] = theta
+        return T.reshape(self.q, self.q)
 
     def A(self, theta: np.ndarray) -> np.ndarray:
-        """The blocks A_j = T'(Z_j'Z_j)T + I, shape (q, q, G), as one matrix product."""
+        """The blocks A_j = T'(Z_j'Z_j)T + I, shape (q, q, G)."""
         T = self.T(theta)
-        q = self.q
-        # (T'MT)_ab = Σ_cd T_ca M_cd T_db = [kron(T, T)' vec(M)]_(a,b)
-        A = (np.kron(T, T).T @ self.ZtZ.reshape(q * q, self.G)).reshape(q, q, self.G)
-        A[np.arange(q), np.arange(q)] += 1.0
+        return self._A(T, self._TtM(T))
+
+    def _TtM(self, T: np.ndarray) -> np.ndarray:
+        """T'M_j for every group, shape (q, q, G), as one matrix product."""
+        q, G = self.q, self.G
+        return (T.T @ self.ZtZ.reshape(q, q * G)).reshape(q, q, G)
+
+    def _A(self, T: np.ndarray, TtM: np.ndarray) -> np.ndarray:
+        A = np.einsum("adj,db->abj", TtM, T)
+        A[self._diag, self._diag] += 1.0
         return A
+
+    def _solve(self, theta: np.ndarray):
+        """The pieces every evaluation needs: T, T'M_j, L_j, R_j = L_j⁻¹[B_j c_j] and the PLS
+        solution without û (`pls` and `objective_and_gradient` share them)."""
+        theta = np.asarray(theta, dtype=float)
+        T = self.T(theta)
+        q, p, G = self.q, self.p, self.G
+        TtM = self._TtM(T)
+        L = batched_cholesky(self._A(T, TtM))
+        Bc = (T.T @ self.ZtXy.reshape(q, -1)).reshape(q, G, p + 1)   # [T'Z_j'X_j, T'Z_j'y_j]
+        R = forward_solve(L, Bc)
+        logdet_L = 2.0 * float(np.log(L[self._diag, self._diag]).sum())
+        flat = R.reshape(q * G, p + 1)
+        gram = flat.T @ flat
+        out = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
+                             float(gram[p, p]), logdet_L)
+        return T, TtM, L, R, out
 
     def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
         """Solve the penalised least-squares problem at θ, all groups at once.
@@ -126,19 +149,10 @@ class SingleFactorDeviance:
         The Cholesky factors L_j of A_j are computed element by element over arrays of length
         G, then R_j = L_j⁻¹[B_j c_j]; Σ_j R_j'R_j holds B'A⁻¹B, B'A⁻¹c and c'A⁻¹c.
         """
-        theta = np.asarray(theta, dtype=float)
-        T = self.T(theta)
-        q, p, G = self.q, self.p, self.G
-        L = batched_cholesky(self.A(theta))
-        Bc = (T.T @ self.ZtXy.reshape(q, -1)).reshape(q, G, p + 1)   # [T'Z_j'X_j, T'Z_j'y_j]
-        R = forward_solve(L, Bc)
-        logdet_L = 2.0 * sum(np.log(L[i, i]).sum() for i in range(q))
-        flat = R.reshape(q * G, p + 1)
-        gram = flat.T @ flat
-        out = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
-                             float(gram[p, p]), logdet_L)
+        _, _, L, R, out = self._solve(theta)
         if not with_u:
             return out
+        p = self.p
         # û_j = L_j'⁻¹(L_j⁻¹c_j − L_j⁻¹B_j β̂), stored level by level like the sparse path
         u = backward_solve(L, (R[:, :, p] - R[:, :, :p] @ out.beta)[:, :, None])[:, :, 0]
         return PLS(out.logdet_L, out.logdet_RX, out.pwrss, out.beta, u.T.reshape(-1),
@@ -177,34 +191,23 @@ class SingleFactorDeviance:
         the deviance itself. Where a diagonal element of T is 0, the column of the gradient
         matrix is 0 as well: the deviance depends on it through its square there.
         """
-        theta = np.asarray(theta, dtype=float)
-        T = self.T(theta)
         q, p, G, n = self.q, self.p, self.G, self.n
-        L = batched_cholesky(self.A(theta))
-        Bc = (T.T @ self.ZtXy.reshape(q, -1)).reshape(q, G, p + 1)
-        R = forward_solve(L, Bc)
-        logdet_L = 2.0 * sum(np.log(L[i, i]).sum() for i in range(q))
-        flat = R.reshape(q * G, p + 1)
-        gram = flat.T @ flat
-        pls = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
-                             float(gram[p, p]), logdet_L)
+        T, TtM, L, R, pls = self._solve(theta)
         value = profiled_deviance(pls, n, p, reml)
         beta = pls.beta
         # P_j = L_j⁻¹ T'M_j, stored (q, G, q) as forward_solve wants
-        TtM = (T.T @ self.ZtZ.reshape(q, q * G)).reshape(q, q, G).transpose(0, 2, 1)
-        P = forward_solve(L, np.ascontiguousarray(TtM))
-        K = self._ZtZ_sum - np.einsum("ajb,ajc->bc", P, P)
-        v = R[:, :, p] - R[:, :, :p] @ beta                              # (q, G)
-        Zte = self.ZtXy[:, :, p] - self.ZtXy[:, :, :p] @ beta           # (q, G)
-        s = Zte - np.einsum("ajb,aj->bj", P, v)
-        S = s @ s.T
+        P = forward_solve(L, np.ascontiguousarray(TtM.transpose(0, 2, 1)))
+        Pf = P.reshape(q * G, q)
+        K = self._ZtZ_sum - Pf.T @ Pf
+        # U_j = Z_j'V_j⁻¹[X_j y_j] = Z_j'[X_j y_j] − P_j'L_j⁻¹[B_j c_j]; W_j = U_j[:, :p]
+        U = self.ZtXy - np.einsum("ajb,ajk->bjk", P, R)                 # (q, G, p+1)
+        s = U[:, :, p] - U[:, :, :p] @ beta                               # s_j, (q, G)
         nu = n - p if reml else n
-        F = K - (nu / pls.pwrss) * S
+        F = K - (nu / pls.pwrss) * (s @ s.T)
         if reml:
-            W = self.ZtXy[:, :, :p] - np.einsum("ajb,ajk->bjk", P, R[:, :, :p])  # (q, G, p)
-            chol = np.linalg.cholesky(pls.RXtRX)
-            Y = np.linalg.solve(chol, W.reshape(q * G, p).T).reshape(p, q, G)
-            F = F - np.einsum("kaj,kbj->ab", Y, Y)
+            W = U[:, :, :p]
+            CinvWt = np.linalg.solve(pls.RXtRX, W.reshape(q * G, p).T)   # (p, q·G)
+            F = F - W.reshape(q, G * p) @ CinvWt.T.reshape(q, G * p).T
         grad = 2.0 * (F @ T)[self._theta_rows, self._theta_cols]
         return value, grad
 
