@@ -57,11 +57,13 @@ def hsb_slope_variance_explained():
           asks="the boundary-corrected p-value of the test of the firm-level slope variance "
                "of value",
           hints=["mlteach.lrt(smaller, larger) returns p_naive and p_boundary; both models are "
-                 "REML fits with the same fixed effects."])
+                 "REML fits with the same fixed effects.",
+                 "If the larger fit warns about convergence, measure value in billions."])
 def grunfeld_slope_test():
     grunfeld = load("grunfeld")
-    test = lrt(lmm("inv ~ value + capital + (1 | firm)", grunfeld),
-               lmm("inv ~ value + capital + (1 + value | firm)", grunfeld))
+    grunfeld["value_bn"] = grunfeld["value"] / 1000     # the statistic does not depend on the unit
+    test = lrt(lmm("inv ~ value_bn + capital + (1 | firm)", grunfeld),
+               lmm("inv ~ value_bn + capital + (1 + value_bn | firm)", grunfeld))
     return Expected(float(test.p_boundary), mistakes={
         "the naive χ²(2) p-value": float(test.p_naive),
         "the likelihood-ratio statistic": float(test.statistic),
