@@ -21,17 +21,26 @@ from mlteach.lmm.deviance import PLS, profiled_deviance, schur_solution
 from mlteach.lmm.structure import ReStructure
 
 
-def group_crossproducts(Z: list[np.ndarray], W: list[np.ndarray], codes: np.ndarray, G: int
-                        ) -> np.ndarray:
+def group_crossproducts(Z: list[np.ndarray], W: list[np.ndarray], codes: np.ndarray, G: int,
+                        symmetric: bool = False) -> np.ndarray:
     """Σ_{i in group j} z_ia w_ik for every group j, shape (q, m, G), by weighted bincounts.
 
-    `Z` and `W` are lists of columns (no stacked copy of a million-row matrix is made).
+    `Z` and `W` are lists of columns (no stacked copy of a million-row matrix is made). With
+    `symmetric` (W is Z), only k ≥ a is summed and the rest copied.
     """
     out = np.empty((len(Z), len(W), G))
+    ones = [bool(za[0] == 1.0 and np.all(za == 1.0)) for za in Z]
+    sizes = None
     for a, za in enumerate(Z):
-        ones = bool(np.all(za == 1.0))
         for k, wk in enumerate(W):
-            out[a, k] = np.bincount(codes, weights=wk if ones else za * wk, minlength=G)
+            if symmetric and k < a:
+                out[a, k] = out[k, a]
+            elif ones[a] and wk is za:
+                if sizes is None:
+                    sizes = np.bincount(codes, minlength=G).astype(float)
+                out[a, k] = sizes
+            else:
+                out[a, k] = np.bincount(codes, weights=wk if ones[a] else za * wk, minlength=G)
     return out
 
 
@@ -85,8 +94,7 @@ class SingleFactorDeviance:
         Z = [b.Z[:, k] for b in blocks for k in range(b.q)]
         self.q = len(Z)
         self.n, self.p = X.shape
-        ZtZ = group_crossproducts(Z, Z, codes, self.G)                 # (q, q, G)
-        self.ZtZ = 0.5 * (ZtZ + ZtZ.transpose(1, 0, 2))
+        self.ZtZ = group_crossproducts(Z, Z, codes, self.G, symmetric=True)   # (q, q, G)
         self._ZtZ_sum = self.ZtZ.sum(axis=2)                               # Σ_j M_j
         Xy = [X[:, k] for k in range(self.p)] + [y]
         self.ZtXy = group_crossproducts(Z, Xy, codes, self.G).transpose(0, 2, 1).copy()
@@ -200,14 +208,17 @@ class SingleFactorDeviance:
         Pf = P.reshape(q * G, q)
         K = self._ZtZ_sum - Pf.T @ Pf
         # U_j = Z_j'V_j⁻¹[X_j y_j] = Z_j'[X_j y_j] − P_j'L_j⁻¹[B_j c_j]; W_j = U_j[:, :p]
-        U = self.ZtXy - np.einsum("ajb,ajk->bjk", P, R)                 # (q, G, p+1)
+        U = self.ZtXy.copy()                                              # (q, G, p+1)
+        for a in range(q):
+            for b in range(q):
+                U[b] -= P[a, :, b, None] * R[a]
         s = U[:, :, p] - U[:, :, :p] @ beta                               # s_j, (q, G)
         nu = n - p if reml else n
         F = K - (nu / pls.pwrss) * (s @ s.T)
         if reml:
             W = U[:, :, :p]
-            CinvWt = np.linalg.solve(pls.RXtRX, W.reshape(q * G, p).T)   # (p, q·G)
-            F = F - W.reshape(q, G * p) @ CinvWt.T.reshape(q, G * p).T
+            WCinv = W @ np.linalg.inv(pls.RXtRX)                          # p × p: small
+            F = F - np.tensordot(WCinv, W, axes=([1, 2], [1, 2]))
         grad = 2.0 * (F @ T)[self._theta_rows, self._theta_cols]
         return value, grad
 
