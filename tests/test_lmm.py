@@ -293,6 +293,50 @@ def test_convergence_check_uses_gradient_and_hessian(sleep, rs):
         assert not check_fit(far, rs.structure)
 
 
+@pytest.mark.parametrize("expr", ["1", "x", "1 + x", "x + 1", "0 + x", "x + 0", "z + x",
+                                  "1 + z + x", "0 + z + x", "k", "b", "f", "log(w)", "x:z",
+                                  "x + x"])
+def test_plain_random_terms_encode_as_formulaic(expr):
+    """Random-effect expressions of plain numeric columns skip formulaic: same columns, names
+    and order; anything else (booleans, text, functions, interactions) goes through it."""
+    from formulaic import model_matrix
+    from mlteach.lmm.structure import _plain_columns, _plain_expression
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=6), "z": rng.normal(size=6), "k": np.arange(6),
+                         "w": rng.uniform(1, 2, 6), "b": [True, False] * 3, "f": list("abcabc")})
+    columns = _plain_expression(expr, data)
+    mm = model_matrix(expr, data)
+    if expr in ("b", "f", "log(w)", "x:z", "x + x"):
+        assert columns is None
+    else:
+        assert columns == list(mm.columns)
+        np.testing.assert_array_equal(_plain_columns(columns, data), np.asarray(mm, dtype=float))
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-12, 1e-9, 1e-8, 1e-7, 1e-5])
+def test_rank_check_agrees_with_the_qr_check(eps):
+    """The lmm rank check (Cholesky screen, QR when in doubt) gives the shared QR verdict."""
+    from mlteach.design import assert_full_rank, fixed_design
+    from mlteach.errors import RankDeficientError
+    from mlteach.lmm.fit import check_full_rank
+    data = small_data(3)
+    rng = np.random.default_rng(0)
+    data["x2"] = 2 * data["x"] + eps * rng.normal(size=len(data))
+    design = fixed_design("y ~ x + x2", data, check_rank=False)
+    try:
+        assert_full_rank(design.X, design.terms)
+        expected = None
+    except RankDeficientError as exc:
+        expected = str(exc)
+    if expected is None:
+        check_full_rank(design)
+    else:
+        with pytest.raises(RankDeficientError, match="linear combination"):
+            check_full_rank(design)
+        with pytest.raises(RankDeficientError, match="'x2' is an exact linear combination"):
+            mlteach.lmm("y ~ x + x2 + (1 | g)", data)
+
+
 def test_statsmodels_mixedlm_agrees_on_random_slopes(sleep):
     """statsmodels MixedLM (REML, same model) agrees with us to its optimiser's precision.
 

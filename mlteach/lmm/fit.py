@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 
-from mlteach.design import Design, fixed_design, formula_variables
+from mlteach.design import Design, assert_full_rank, fixed_design, formula_variables
 from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat
 from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
@@ -47,6 +47,28 @@ def deviance_function(design: Design, structure: ReStructure, method: Method = "
     if method == "sparse" or not structure.single_factor:
         return SparseDeviance(design.X, design.y, structure)
     return SingleFactorDeviance(design.X, design.y, structure)
+
+
+def check_full_rank(design: Design) -> None:
+    """`mlteach.design.assert_full_rank`'s verdict, without its QR when the answer is clear.
+
+    The Cholesky factor of the column-scaled X'X has the diagonal |R_jj|/‖x_j‖ of X = QR.
+    Cholesky is accurate to about p·ε in these scaled units, so when every ratio exceeds 1e-6
+    (squared, 1e-12 ≫ p·ε) the design is certainly above the 1e-9 threshold of the QR check;
+    otherwise (or if the factorisation fails) the QR check decides and names the columns.
+    The saving matters for large n (a QR of a million rows takes ~0.1 s).
+    """
+    X = design.X
+    XtX = X.T @ X
+    norms = np.sqrt(np.diag(XtX))
+    if np.all(norms > 0):
+        try:
+            R = np.linalg.cholesky(XtX / np.outer(norms, norms))
+            if np.all(np.diag(R) > 1e-6):
+                return
+        except np.linalg.LinAlgError:
+            pass
+    assert_full_rank(X, design.terms)
 
 
 def _check_sizes(design: Design, structure: ReStructure) -> None:
@@ -143,7 +165,8 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
         raise TypeError(f"reml must be True or False, got {reml!r}.")
     parsed = parse_mixed_formula(formula)
     design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
-                          context="the mixed model")
+                          context="the mixed model", check_rank=False)
+    check_full_rank(design)
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
     dev = deviance_function(design, structure, method)
@@ -230,4 +253,5 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
     )
 
 
-__all__ = ["lmm", "deviance_function", "check_fit", "assemble", "random_variables"]
+__all__ = ["lmm", "deviance_function", "check_fit", "check_full_rank", "assemble",
+           "random_variables"]

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
 from mlteach._tables import Summary, coef_table, confidence_interval
 from mlteach.design import Design, GroupIndex, check_columns
@@ -193,7 +192,7 @@ class LMMResult:
         if include_random:
             for block, b in zip(self.structure.blocks, self._ranef_blocks()):
                 check_columns(newdata, list(block.term.factor), "grouping variable")
-                Z = np.asarray(model_matrix(block.spec, newdata, na_action="raise"), dtype=float)
+                Z = block.encode(newdata)
                 labels = _labels(newdata, block.term.factor)
                 pos = pd.Index(block.groups.levels).get_indexer(labels)
                 seen = pos >= 0
