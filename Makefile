@@ -36,7 +36,10 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
+# The book is built first (zero warnings, or the test fails) so that tests/test_site.py can check
+# the rendered pages in headless Chromium; those tests skip, saying why, where no browser exists.
 test: $(STAMP)
+	$(MAKE) --no-print-directory book
 	$(PY) -m pytest tests -q -p no:cacheprovider
 	$(MAKE) --no-print-directory nbval
 
