@@ -21,10 +21,19 @@ from mlteach.simulate import simulate_clustered
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """Import `mlteach.plots` on first use, so `import mlteach` does not load matplotlib."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("mlteach.plots")
+    raise AttributeError(f"module 'mlteach' has no attribute {name!r}")
+
 __all__ = [
     "errors", "load", "list_datasets", "center", "decompose_variance", "group_mean", "mundlak",
     "ols", "OLSResult", "simulate_clustered", "check", "lmm", "LMMResult",
     "within", "lsdv", "first_difference", "between", "swamy_arora", "quasi_demeaned_gls", "rewb",
     "hausman", "mundlak_test", "compare", "lrt", "LRTResult", "no_pooling", "shrinkage_table",
-    "glmm", "GLMMResult", "compare_glmm_methods",
+    "glmm", "GLMMResult", "compare_glmm_methods", "plots",
 ]
