@@ -119,7 +119,8 @@ def _free(g: np.ndarray, at_bound: np.ndarray) -> np.ndarray:
 
 
 def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndarray,
-           max_iter: int = 8, step_tol: float = 1e-9):
+           max_iter: int = 8, step_tol: float = 1e-9
+           ) -> tuple[np.ndarray, float, int, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """Projected Newton steps from x with backtracking; stops when a step no longer helps.
 
     Returns (x, f(x), evaluations, derivatives at x or None). Stopping because the Newton step

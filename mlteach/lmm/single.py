@@ -10,7 +10,9 @@ diagonal too, with q × q blocks
 so every quantity of `mlteach.lmm.deviance` is a sum over groups of small dense pieces:
 log|L|² = Σ_j log det A_j, B'A⁻¹B = Σ_j B_j'A_j⁻¹B_j, and so on. The data enter only through
 Z_j'Z_j, Z_j'X_j, Z_j'y_j, X'X, X'y and y'y, computed in one pass over the rows; each deviance
-evaluation then costs O(G q³ + G q p²), independent of the number of rows.
+evaluation then costs O(G q³ + G q p²), independent of the number of rows. The same pieces give
+the analytic gradient ∂d/∂θ (`SingleFactorDeviance.objective_and_gradient`, derived there) at
+about the cost of the deviance.
 """
 
 from __future__ import annotations
