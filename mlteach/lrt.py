@@ -81,6 +81,125 @@ def _criterion(fit: Any) -> Literal["REML", "ML"]:
 
 
 # --------------------------------------------------------------------------------------------
+# Nesting by column space
+#
+# M₀ is nested in M₁ when every mean and covariance M₀ can produce, M₁ can produce too. For the
+# fixed part that means the columns of X₀ lie in the span of the columns of X₁ (on the same
+# rows): `y ~ Days` is nested in `y ~ C(Days)` although no term name is shared, because the
+# linear trend is a combination of the day dummies. For the random part of each grouping
+# factor, each random-effect block of M₀ (its columns Z₀ₖ, which share one covariance matrix)
+# must lie in the span of one block of M₁, so that M₁ can reproduce the covariance of M₀.
+# --------------------------------------------------------------------------------------------
+
+# A column counts as inside a span when its least-squares residual is below this share of its
+# own norm: far above rounding error (≈1e-15), far below any real difference between models.
+_SPAN_TOL = 1e-8
+
+
+def span_residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Relative distance of each column a of `A` from the span of the columns of `B`.
+
+    ‖a − B ĉ‖ / ‖a‖ with ĉ the least-squares coefficients (0 for a zero column, 1 when B has
+    no columns). The columns of B are scaled to unit length first, so that columns in very
+    different units (years and dummies) do not upset the solver.
+    """
+    A = np.asarray(A, dtype=float)
+    B = np.asarray(B, dtype=float)
+    norms_a = np.linalg.norm(A, axis=0)
+    if B.shape[1] == 0:
+        return np.where(norms_a > 0, 1.0, 0.0)
+    norms_b = np.linalg.norm(B, axis=0)
+    Bs = B[:, norms_b > 0] / norms_b[norms_b > 0]
+    coef, *_ = np.linalg.lstsq(Bs, A, rcond=None)
+    resid = np.linalg.norm(A - Bs @ coef, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms_a > 0, resid / norms_a, 0.0)
+
+
+def _rows(fit: Any) -> pd.Index | None:
+    index = getattr(fit, "data_index", None)
+    if index is None:
+        index = getattr(getattr(fit, "design", None), "index", None)
+    return None if index is None else pd.Index(index)
+
+
+def _fixed_matrix(fit: Any, rows: pd.Index | None) -> np.ndarray | None:
+    """The fit's fixed-effects model matrix X, its rows in the order of `rows` (None if absent)."""
+    X = getattr(getattr(fit, "design", None), "X", None)
+    if X is None:
+        return None
+    X = np.asarray(X, dtype=float)
+    own = _rows(fit)
+    if rows is not None and own is not None and not own.equals(rows):
+        X = X[own.get_indexer(rows)]
+    return X
+
+
+def _random_blocks(fit: Any, rows: pd.Index | None
+                   ) -> list[tuple[str, list[str], np.ndarray]] | None:
+    """(factor, column names, Z) of each random-effect block, rows as `rows` (None if absent)."""
+    blocks = getattr(getattr(fit, "structure", None), "blocks", None)
+    if blocks is None:
+        return None
+    own = _rows(fit)
+    take = (None if rows is None or own is None or own.equals(rows)
+            else own.get_indexer(rows))
+    out = []
+    for b in blocks:
+        Z = np.asarray(b.Z, dtype=float)
+        out.append((_factor_base(str(b.factor)), [str(c) for c in b.columns],
+                    Z if take is None else Z[take]))
+    return out
+
+
+def _not_in_fixed_span(smaller: Any, larger: Any, rows: pd.Index | None) -> list[str]:
+    """The smaller model's fixed-effect columns outside the span of the larger model's."""
+    X0, X1 = _fixed_matrix(smaller, rows), _fixed_matrix(larger, rows)
+    terms0 = [str(t) for t in smaller.fixef.index]
+    if X0 is None or X1 is None:  # not an mlteach.lmm fit: fall back on the term names
+        names1 = {str(t) for t in larger.fixef.index}
+        return [t for t in terms0 if t not in names1]
+    return [t for t, r in zip(terms0, span_residual(X0, X1)) if r > _SPAN_TOL]
+
+
+def _random_problem(smaller: Any, larger: Any, rows: pd.Index | None) -> str | None:
+    """Why the smaller model's random effects are not nested in the larger's (None if they are)."""
+    blocks0, blocks1 = _random_blocks(smaller, rows), _random_blocks(larger, rows)
+    if blocks0 is None or blocks1 is None:  # not an mlteach.lmm fit: fall back on the names
+        extra = sorted(_random_pairs(smaller) - _random_pairs(larger))
+        if not extra:
+            return None
+        return ("the smaller model's random effect(s) " +
+                ", ".join(f"{t!r} by {f!r}" for f, t in extra) + " are not in the larger model.")
+    for factor, names, Z0 in blocks0:
+        same = [Z1 for f, _, Z1 in blocks1 if f == factor]
+        if not same:
+            return (f"the smaller model's random effect(s) " +
+                    ", ".join(f"{t!r} by {factor!r}" for t in names) + " are not in the larger "
+                    f"model, which has no random effects by {factor!r}.")
+        if any(np.all(span_residual(Z0, Z1) <= _SPAN_TOL) for Z1 in same):
+            continue
+        outside = span_residual(Z0, np.column_stack(same)) > _SPAN_TOL
+        if outside.any():
+            return ("the smaller model's random effect(s) " +
+                    ", ".join(f"{t!r} by {factor!r}" for t, o in zip(names, outside) if o) +
+                    " are not in the larger model (nor in the span of its random-effect "
+                    f"columns by {factor!r}).")
+        return (f"the smaller model lets its random effects {', '.join(map(repr, names))} by "
+                f"{factor!r} be correlated, but the larger model keeps them in separate, "
+                f"uncorrelated terms (as in (x || g)), so it cannot reproduce that covariance.")
+    return None
+
+
+def _n_variances(fit: Any) -> int:
+    """Number of random-effect variances (random-effect columns over all blocks)."""
+    blocks = getattr(getattr(fit, "structure", None), "blocks", None)
+    if blocks is None:
+        return len(_random_pairs(fit))
+    return int(sum(len(b.columns) for b in blocks))
+
+
+# --------------------------------------------------------------------------------------------
 # The distributions of the statistic
 # --------------------------------------------------------------------------------------------
 
@@ -123,8 +242,10 @@ class LRTResult:
     reason : why that p-value was used, in words.
     h0, h1 : the hypotheses in words.
     criterion : ``"ML"`` or ``"REML"``.
-    added_fixed, added_random : the fixed terms and (factor, term) random terms the larger model
-        adds; n_added_variances counts the new variances among the `df` parameters.
+    added_fixed, added_random : the fixed terms and (factor, term) random terms of the larger
+        model whose names are not in the smaller one; n_added_fixed and n_added_variances count
+        the new fixed effects and variances among the `df` parameters. They count dimensions:
+        for Days inside C(Days) nine dummy names are new but n_added_fixed = 10 − 2 = 8.
     models : a table (like lme4's ``anova()``) with npar, AIC, BIC, logLik and deviance of both.
     """
 
@@ -144,6 +265,7 @@ class LRTResult:
     n_added_variances: int
     nobs: int
     models: pd.DataFrame
+    n_added_fixed: int = 0
 
     def to_frame(self) -> pd.DataFrame:
         """The comparison table, one row per model, with Chisq, Df and both p-values."""
@@ -220,21 +342,28 @@ def _check_comparable(smaller: Any, larger: Any) -> None:
             f"The first model has more parameters ({smaller.n_params}) than the second "
             f"({larger.n_params}). Pass the smaller (null) model first: lrt(smaller, larger)."
         )
-    fs, fl = list(smaller.fixef.index), set(larger.fixef.index)
-    not_in = [t for t in fs if t not in fl]
+    rows = _rows(larger)
+    rows_smaller = _rows(smaller)
+    if rows is not None and rows_smaller is not None and not rows_smaller.sort_values().equals(
+            rows.sort_values()):
+        raise ModelComparisonError(
+            f"The models were fitted to different rows: both use {larger.nobs} observations, "
+            f"but not the same ones (row labels differ). Log-likelihoods of different data "
+            f"cannot be compared. Fit both models to the same data frame, after dropping rows "
+            f"with missing values in any variable of either model."
+        )
+    not_in = _not_in_fixed_span(smaller, larger, rows)
     if not_in:
         raise ModelComparisonError(
             f"The models are not nested: the smaller model's fixed effect(s) "
-            f"{', '.join(map(repr, not_in))} are not in the larger model. A likelihood-ratio "
-            f"test needs the smaller model to be the larger one with some terms removed."
+            f"{', '.join(map(repr, not_in))} are not in the larger model, nor combinations of "
+            f"its fixed-effect columns. A likelihood-ratio test needs the smaller model to be "
+            f"the larger one with some terms removed or restricted (e.g. Days within C(Days))."
         )
-    rs, rl = _random_pairs(smaller), _random_pairs(larger)
-    extra = sorted(rs - rl)
-    if extra:
-        raise ModelComparisonError(
-            "The models are not nested: the smaller model's random effect(s) " +
-            ", ".join(f"{t!r} by {f!r}" for f, t in extra) + " are not in the larger model."
-        )
+    problem = _random_problem(smaller, larger, rows)
+    if problem:
+        raise ModelComparisonError("The models are not nested: " + problem)
+    fs, fl = list(smaller.fixef.index), set(larger.fixef.index)
     if bool(smaller.reml) and set(fs) != fl:
         added = [t for t in larger.fixef.index if t not in set(fs)]
         raise ModelComparisonError(
@@ -255,13 +384,27 @@ def _model_table(smaller: Any, larger: Any) -> pd.DataFrame:
 
 
 def _hypotheses(added_fixed: list[str], added_random: list[tuple[str, str]], n_cov: int,
-                smaller_pairs: set[tuple[str, str]]) -> str:
+                smaller_pairs: set[tuple[str, str]], n_fixed: int | None = None,
+                n_var: int | None = None, smaller_fixed: list[str] | None = None) -> str:
+    n_fixed = len(added_fixed) if n_fixed is None else n_fixed
+    n_var = len(added_random) if n_var is None else n_var
     parts = []
-    if added_fixed:
+    if n_fixed != len(added_fixed):
+        # Nested by column space only (Days inside C(Days)): no single coefficient is zero.
+        parts.append(f"the fixed effects reduce to the smaller model's "
+                     f"({', '.join(map(repr, smaller_fixed or []))}): {n_fixed} linear "
+                     f"restriction{'s' if n_fixed != 1 else ''} on the larger model's fixed "
+                     f"effects")
+    elif added_fixed:
         parts.append("the coefficient" + ("s" if len(added_fixed) > 1 else "") + " of " +
                      ", ".join(map(repr, added_fixed)) + (" are" if len(added_fixed) > 1
                                                           else " is") + " zero")
-    if added_random:
+    if n_var != len(added_random):
+        parts.append(f"the random effects reduce to the smaller model's: {n_var} variance"
+                     f"{'s' if n_var != 1 else ''} (and {n_cov} covariance"
+                     f"{'s' if n_cov != 1 else ''}) of the larger model's random effects "
+                     f"{'are' if n_var != 1 else 'is'} zero")
+    elif added_random:
         what = ", ".join(f"{t!r} across {f!r}" for f, t in added_random)
         parts.append(f"the variance{'s' if len(added_random) > 1 else ''} of the random "
                      f"effect{'s' if len(added_random) > 1 else ''} {what} "
@@ -286,7 +429,11 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
     Parameters
     ----------
     smaller, larger : fits from `mlteach.lmm` on the same rows, the smaller nested in the
-        larger (its fixed and random terms a subset of the larger model's). Use ML fits
+        larger. Nesting is decided by column space, not by term names: each fixed-effect column
+        of the smaller model must be a combination of the larger model's fixed-effect columns
+        (so ``Days`` is nested in ``C(Days)``), and for each grouping factor, each random-effect
+        block of the smaller model must lie in the span of one block of the larger model by
+        the same factor (so ``(Days | g)`` is not nested in ``(Days || g)``). Use ML fits
         (``reml=False``) unless both have the same fixed effects and differ only in random
         effects, where REML fits may also be compared.
 
@@ -329,13 +476,16 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
     df = int(larger.n_params) - int(smaller.n_params)
     fs = set(smaller.fixef.index)
     added_fixed = [str(t) for t in larger.fixef.index if t not in fs]
+    # Counted by dimension, not by name: Days inside C(Days) adds 10 − 2 = 8 fixed effects
+    # although nine dummy names are new.
+    n_fixed = len(larger.fixef) - len(smaller.fixef)
     rs = _random_pairs(smaller)
     added_random = sorted(_random_pairs(larger) - rs)
-    n_var = len(added_random)
-    n_cov = df - len(added_fixed) - n_var
-    if n_cov < 0:
+    n_var = _n_variances(larger) - _n_variances(smaller)
+    n_cov = df - n_fixed - n_var
+    if n_cov < 0 or n_var < 0:
         raise ModelComparisonError(
-            f"The larger model adds {len(added_fixed)} fixed effect(s) and {n_var} variance(s) "
+            f"The larger model adds {n_fixed} fixed effect(s) and {n_var} variance(s) "
             f"but only {df} parameter(s): the two fits do not describe nested models."
         )
 
@@ -386,11 +536,13 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
         statistic=statistic, df=df,
         p_value=p_boundary if method == "boundary" else p_naive,
         p_naive=p_naive, p_boundary=p_boundary, distribution=distribution, method=method,
-        reason=reason, h0=_hypotheses(added_fixed, added_random, n_cov, rs),
+        reason=reason, h0=_hypotheses(added_fixed, added_random, n_cov, rs, n_fixed, n_var,
+                                  list(map(str, smaller.fixef.index))),
         h1=f"the larger model, {larger.formula}", criterion=crit,
         added_fixed=tuple(added_fixed), added_random=tuple(added_random),
         n_added_variances=n_var, nobs=int(larger.nobs), models=_model_table(smaller, larger),
+        n_added_fixed=n_fixed,
     )
 
 
-__all__ = ["lrt", "LRTResult", "chi2_mixture_sf", "random_terms"]
+__all__ = ["lrt", "LRTResult", "chi2_mixture_sf", "random_terms", "span_residual"]

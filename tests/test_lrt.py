@@ -209,3 +209,56 @@ def test_more_comparisons_match_lme4_anova_and_r_mixture(name):
     else:
         assert res.method == "boundary"
         assert res.p_boundary == pytest.approx(ref["p_boundary"], rel=1e-4)
+
+
+# ------------------------------------------------------------------------ nesting by column space
+
+
+def test_days_is_nested_in_day_dummies_by_column_space(sleep):
+    # No term name is shared, but the linear trend is a combination of the day dummies.
+    linear = lmm("Reaction ~ Days + (Days | Subject)", sleep, reml=False)
+    dummies = lmm("Reaction ~ C(Days) + (Days | Subject)", sleep, reml=False)
+    res = lrt(linear, dummies)
+    hand = 2 * (dummies.loglik - linear.loglik)
+    assert res.df == 8 == (10 + 3 + 1) - (2 + 3 + 1)
+    assert res.n_added_fixed == 8 and res.n_added_variances == 0
+    assert res.statistic == pytest.approx(hand, rel=1e-12)
+    assert res.p_value == pytest.approx(stats.chi2.sf(hand, 8), rel=1e-12)
+    assert res.method == "naive" and res.distribution == "χ²(8)"
+    assert "reduce to the smaller model's ('Intercept', 'Days'): 8 linear restrictions" in res.h0
+
+
+def test_span_residual_sees_combinations_not_names():
+    from mlteach.lrt import span_residual
+
+    days = np.arange(10.0)
+    dummies = (days[:, None] == days[None, :]).astype(float)
+    inside = np.column_stack([np.ones(10), days, np.log1p(days)])
+    assert np.all(span_residual(inside, dummies) < 1e-12)
+    trend = np.column_stack([np.ones(10), days])
+    assert span_residual(days[:, None] ** 2, trend)[0] > 0.1
+
+
+def test_refuses_random_effects_outside_the_larger_span(sleep):
+    small = lmm("Reaction ~ Days + (Days | Subject)", sleep, reml=False)
+    big = lmm("Reaction ~ C(Days) + (1 | Subject)", sleep, reml=False)
+    with pytest.raises(ModelComparisonError, match="not nested: the smaller model's random "
+                                                   "effect\\(s\\) 'Days' by 'Subject'"):
+        lrt(small, big)
+
+
+def test_refuses_correlated_random_effects_inside_uncorrelated_ones(sleep):
+    small = lmm("Reaction ~ Days + (Days | Subject)", sleep, reml=False)
+    big = lmm("Reaction ~ C(Days) + (Days || Subject)", sleep, reml=False)
+    with pytest.raises(ModelComparisonError, match="not nested: the smaller model lets its "
+                                                   "random effects 'Intercept', 'Days' by "
+                                                   "'Subject' be correlated"):
+        lrt(small, big)
+
+
+def test_refuses_the_same_number_of_rows_but_different_rows(sleep):
+    early = lmm("Reaction ~ 1 + (1 | Subject)", sleep[sleep["Days"] < 9], reml=False)
+    late = lmm(RI, sleep[sleep["Days"] > 0], reml=False)
+    with pytest.raises(ModelComparisonError, match="different rows: both use 162 observations, "
+                                                   "but not the same ones"):
+        lrt(early, late)
