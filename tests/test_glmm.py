@@ -313,8 +313,9 @@ def test_text_outcome_with_many_levels(contraception):
 
 
 def test_group_with_all_outcomes_equal_warns_and_fits(contraception):
-    with pytest.warns(SeparationWarning, match=r"In 3 of 60 groups of 'district' every outcome "
-                                               r"is the same \(all 0 in '11', '49'; all 1 in '3'\)"):
+    pattern = (r"In 3 of 60 groups of 'district' every outcome is the same "
+               r"\(all 0 in '11', '49'; all 1 in '3'\)")
+    with pytest.warns(SeparationWarning, match=pattern):
         fit = glmm(CONTRA, contraception)
     assert fit.converged
     b = fit.ranef["Intercept"]

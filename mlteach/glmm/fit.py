@@ -266,9 +266,12 @@ def _result_likelihood(data: GLMMData, method: Method, nagq: int) -> GLMMResult:
     condvar = sd ** 2 / final.modes.h
     sd = abs(sd)
     decrement_text = (f"Newton decrement {opt.decrement:.2g} (criterion < 1e-8), Hessian "
-                      f"{'positive definite' if opt.positive_definite else 'not positive definite'} "
-                      f"Hessian after {opt.n_evaluations} likelihood evaluations")
-    if not opt.converged:
+                      f"{'positive definite' if opt.positive_definite else 'not positive definite'}"
+                      f", after {opt.n_evaluations} likelihood evaluations")
+    if boundary:
+        decrement_text += "; σ = 0 taken from the ordinary GLM, whose optimum is exact"
+    converged = opt.converged or boundary
+    if not converged:
         warnings.warn(
             f"The optimiser stopped without clear evidence of a maximum (no convergence: "
             f"{decrement_text}). Estimates may be inaccurate: rescale badly scaled "
@@ -281,7 +284,7 @@ def _result_likelihood(data: GLMMData, method: Method, nagq: int) -> GLMMResult:
             f"The fixed effects equal those of the ordinary GLM without the random intercept.",
             BoundaryFitWarning, stacklevel=3)
     return _assemble(data, method, nagq, beta, cov[:p, :p], sd, loglik, b, condvar,
-                     opt.converged or boundary, decrement_text, scale=1.0,
+                     converged, decrement_text, scale=1.0,
                      n_evaluations=opt.n_evaluations)
 
 

@@ -233,7 +233,12 @@ def _check_outcome(y: np.ndarray, m: np.ndarray, design: Design, family: Family,
 
 
 def _warn_constant_groups(y: np.ndarray, m: np.ndarray, groups: GroupIndex) -> None:
-    """Warn about groups in which every trial succeeded or every trial failed."""
+    """Warn about groups in which every trial succeeded or every trial failed.
+
+    Binomial only. A Poisson group with only zero counts is the analogous case, but in count
+    data (ticks on grouse, rare events) it is ordinary rather than a sign of trouble, so it
+    is not flagged; its conditional mode is shrunk toward the average in the same way.
+    """
     succ = np.bincount(groups.codes, weights=y, minlength=groups.n_groups)
     tot = np.bincount(groups.codes, weights=m, minlength=groups.n_groups)
     zero, full = succ == 0, succ == tot

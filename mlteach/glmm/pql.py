@@ -104,7 +104,8 @@ class PQLFit:
 
 def fit_pql(data: GLMMData, maxiter: int = 10, tol: float = 1e-6) -> PQLFit:
     """Iterate the working LMM from the GLM start until η settles (glmmPQL's rule and defaults)."""
-    fam, y, m, X, off, codes = data.family, data.y, data.trials, data.X, data.offset, data.groups.codes
+    fam, y, m, X, off = data.family, data.y, data.trials, data.X, data.offset
+    codes = data.groups.codes
     glm = fit_glm(fam, y, m, X, off, data.const)
     eta = X @ glm.beta + off
     converged = False

@@ -199,7 +199,9 @@ class GLMMResult:
             notes.append("PQL has no log-likelihood: it fits a sequence of weighted linear mixed "
                          "models to a working response, so AIC, BIC and likelihood-ratio tests "
                          "are not available. Standard errors are those of the final working "
-                         "model.")
+                         "model, as summary(glmmPQL) gives them; the table uses normal (z) "
+                         "quantiles where glmmPQL prints t statistics with nlme's degrees of "
+                         "freedom.")
         else:
             facts += [("Log-likelihood", self.loglik), ("AIC", self.aic), ("BIC", self.bic)]
         if self.family == "binomial":
