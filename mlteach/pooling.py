@@ -57,6 +57,16 @@ def _why_not_estimable(X: np.ndarray, terms: Sequence[str]) -> str | None:
     return "collinear columns"
 
 
+def _without_negative_zero(values: np.ndarray) -> np.ndarray:
+    """`values` with −0.0 replaced by 0.0 (IEEE: −0.0 + 0.0 = +0.0; other values unchanged).
+
+    Least squares on an all-zero outcome (a district where no woman uses contraception) returns
+    −0.0 from rounding inside the solver, which pandas prints as ``-0.0``: a reader takes it for
+    a tiny negative estimate.
+    """
+    return np.asarray(values, dtype=float) + 0.0
+
+
 def ols_by_group(X: np.ndarray, y: np.ndarray, groups: GroupIndex, terms: Sequence[str]
                  ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """Per-group least squares β̂_j = (X_j'X_j)⁻¹X_j'y_j and classical SEs.
@@ -85,7 +95,7 @@ def ols_by_group(X: np.ndarray, y: np.ndarray, groups: GroupIndex, terms: Sequen
             resid = yj - Xj @ beta
             s2 = float(resid @ resid) / dof
             se[j] = np.sqrt(s2 * np.diag(np.linalg.inv(Xj.T @ Xj)))
-    return coef, se, problems
+    return _without_negative_zero(coef), _without_negative_zero(se), problems
 
 
 def _warn_small_groups(problems: dict[str, str], group: str, n_groups: int) -> None:
@@ -266,9 +276,11 @@ def shrinkage_table(fit: Any, data: pd.DataFrame | None = None, group: str | Non
             factor_emp = (partial - fe) / (no_pool[:, k] - fe)
         parts.append(pd.DataFrame({
             "term": term, "group": groups.levels, "n": groups.sizes,
-            "no_pooling": no_pool[:, k], "partial_pooling": partial, "fixed_effect": fe,
-            "complete_pooling": float(complete.get(term, 0.0)),
-            "shrinkage": factor_emp,
+            "no_pooling": no_pool[:, k],
+            "partial_pooling": _without_negative_zero(partial),
+            "fixed_effect": fe + 0.0,
+            "complete_pooling": float(complete.get(term, 0.0)) + 0.0,
+            "shrinkage": _without_negative_zero(factor_emp),
             "shrinkage_theory": theory if term == "Intercept" else np.nan,
         }))
     out = pd.concat(parts, ignore_index=True).set_index(["term", "group"])

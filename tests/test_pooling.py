@@ -6,6 +6,7 @@ independently (pandas, mlteach.ols) and compare.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mlteach
@@ -147,3 +148,26 @@ def test_shrinkage_table_refuses_other_data_and_ambiguous_factors(sleep):
     assert len(table) == 6 and table["shrinkage_theory"].isna().all()  # crossed: no formula
     with pytest.raises(GroupingError, match="'batch' is not a grouping factor"):
         shrinkage_table(crossed, pen, group="batch")
+
+
+# ------------------------------------------------------------------------ printing
+
+
+def test_a_group_with_an_all_zero_outcome_prints_zero_not_minus_zero():
+    # Least squares on all-zero y returns -0.0; the table must show 0.0.
+    data = pd.DataFrame({"g": list("aaabbbccc"), "y": [0, 0, 0, 1, 0, 1, 1, 1, 0]})
+    table = no_pooling("y ~ 1", data, "g")
+    assert table.loc["a", "Intercept"] == 0.0
+    assert not np.signbit(table[["Intercept", "se(Intercept)"]].to_numpy()).any()
+    assert "-0.0" not in table.to_string()
+
+
+def test_shrinkage_table_of_contraception_has_no_negative_zero():
+    data = mlteach.load("contraception")
+    data["use"] = (data["use"] == "Y").astype(int)
+    fit = lmm("use ~ 1 + (1 | district)", data)
+    table = shrinkage_table(fit, data).loc["Intercept"]
+    nobody = table.index[table["no_pooling"] == 0]
+    assert len(nobody) >= 1                 # districts where no woman uses contraception
+    assert not np.signbit(table.loc[nobody, "no_pooling"]).any()
+    assert "-0.0" not in table.to_string()
