@@ -144,7 +144,8 @@ def test_laplace_matches_the_textbook_laplace_computed_in_r(model):
     np.testing.assert_allclose(r.fixef.to_numpy(), r_vector(ref["laplace_fixef"], r.fixef.index),
                                rtol=0, atol=1e-4)
     assert r.sd_re == pytest.approx(ref["laplace_sd"], rel=1e-3)
-    # R's optimum is found by derivative-free polishing: ours may be higher, never lower
+    # R's modes come from optimize() (tol 1e-13) and its optimum from optim() on numerical
+    # derivatives, so its value is itself uncertain at about 1e-8: ours is never lower by more
     assert r.loglik >= ref["laplace_loglik"] - 1e-7
     assert r.loglik == pytest.approx(ref["laplace_loglik"], abs=1e-4)
     b = r.ranef.loc[ref["laplace_modes"]["levels"], "Intercept"].to_numpy()
