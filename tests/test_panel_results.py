@@ -98,3 +98,24 @@ def test_lsdv_result_has_group_effects():
     assert d.group_effects.shape == (10, 2) and d.time_effects.shape == (19, 2)
     assert list(d.time_effects.index[:2]) == [1936, 1937]
     assert list(d.params.index) == ["value", "capital"]
+
+
+@pytest.fixture(scope="module")
+def grunfeld():
+    return mlteach.load("grunfeld")
+
+
+def test_mundlak_note_names_the_covariance_and_the_chi2_wald_test(grunfeld):
+    m = P.mundlak_test(F, grunfeld, group="firm")
+    text = str(m)
+    assert m.distribution == "chi2(2)"
+    assert ("Note: Wald χ² test: W = γ̂'V̂⁻¹γ̂ is compared with chi2(2) (2 df, one per group "
+            "mean tested); V̂, the covariance of γ̂, is cluster-robust by firm (CR1: with the "
+            "small-sample factor G/(G − 1)·(n − 1)/(n − p); G = 10 clusters).") in text
+    assert "t(9)" not in text
+    hc0 = P.mundlak_test(F, grunfeld, group="firm", small_sample=False)
+    assert "CR0: without a small-sample factor; G = 10 clusters" in str(hc0)
+    classical = P.mundlak_test(F, grunfeld, group="firm", cov="classical")
+    assert "is classical (i.i.d. errors)." in str(classical)
+    robust = P.mundlak_test(F, grunfeld, group="firm", cov="robust")
+    assert "heteroskedasticity-robust (HC1" in str(robust)

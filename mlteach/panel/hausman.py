@@ -246,7 +246,23 @@ def mundlak_test(formula: str, data: pd.DataFrame, group: str, cov: CovType = "c
                      "in the model (γ = 0: the group effects are uncorrelated with the "
                      "regressors, random effects is consistent)",
                      name="Mundlak (regression-based Hausman) test")
-    se_kind = fields["cov_description"]
     details = coef_table(params[mean_names], fields["bse"][mean_names], None)
+    note = _mundlak_note(cov, small_sample, fields["n_clusters"], group, test.df)
     return TestResult(test.name, test.null, test.statistic, test.df, None, test.pvalue,
-                      details=details, notes=(f"Wald test with {se_kind} standard errors.",))
+                      details=details, notes=(note,))
+
+
+def _mundlak_note(cov: CovType, small_sample: bool, n_clusters: int | None, group: str,
+                  q: int) -> str:
+    """What the Mundlak test's covariance is and that its statistic is a Wald χ²(q)."""
+    if cov == "cluster":
+        factor = ("CR1: with the small-sample factor G/(G − 1)·(n − 1)/(n − p)" if small_sample
+                  else "CR0: without a small-sample factor")
+        vcov = f"cluster-robust by {group} ({factor}; G = {n_clusters} clusters)"
+    elif cov == "robust":
+        vcov = ("heteroskedasticity-robust (HC1: with the factor n/(n − p))" if small_sample
+                else "heteroskedasticity-robust (HC0: without a small-sample factor)")
+    else:
+        vcov = "classical (i.i.d. errors)"
+    return (f"Wald χ² test: W = γ̂'V̂⁻¹γ̂ is compared with chi2({q}) ({q} df, one per group "
+            f"mean tested); V̂, the covariance of γ̂, is {vcov}.")
