@@ -199,3 +199,6 @@ def test_compare_rejects_non_fits(grunfeld):
         P.compare(fit, "within")
     with pytest.raises(ValueError, match="names has 1 entries for 2 models"):
         P.compare(fit, fit, names=["a"])
+    with pytest.raises(TypeError, match=r"needs coefficients \(`params` or `fixef`\) and "
+                                        r"standard errors \(`bse`\)"):
+        P.compare(fit, pd.Series([1.0]))

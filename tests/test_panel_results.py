@@ -74,22 +74,69 @@ def test_test_objects_print_h0_statistic_df_distribution_pvalue(fits):
 
 def test_compare_side_by_side(fits):
     cmp = P.compare(fits["ols"], fits["between"], fits["within"], fits["re"], fits["rewb"])
-    assert list(cmp.params.columns) == ["Pooled OLS", "Between", "Within (FE)",
-                                        "Random effects", "REWB"]
+    assert list(cmp.params.columns) == ["Pooled", "Between", "Within", "RE (Swamy–Arora)",
+                                        "REWB"]
     assert list(cmp.params.index[:3]) == ["Intercept", "value", "capital"]
-    np.testing.assert_allclose(cmp.params.loc["value", "Within (FE)"],
+    np.testing.assert_allclose(cmp.params.loc["value", "Within"],
                                fits["within"].params["value"])
-    assert np.isnan(cmp.params.loc["Intercept", "Within (FE)"])
+    assert np.isnan(cmp.params.loc["Intercept", "Within"])
     table = cmp.to_frame()
-    assert table.loc["value", "Within (FE)"] == "0.1101"
-    assert "(0.0119)" in table["Within (FE)"].tolist()
-    assert table.loc["Groups", "Pooled OLS"] == "" and table.loc["Groups", "Between"] == "10"
+    assert table.loc["value", "Within"] == "0.1101"
+    assert "(0.0119)" in table["Within"].tolist()
+    assert table.loc["Groups", "Pooled"] == "" and table.loc["Groups", "Between"] == "10"
     assert table.loc["Observations", "Between"] == "200"
     assert "<table" in cmp._repr_html_() and "standard errors in parentheses" in str(cmp)
-    same_kind = P.compare(fits["within"], fits["cluster"])
-    assert list(same_kind.params.columns) == ["Within (FE) (1)", "Within (FE) (2)"]
+    same_kind = P.compare(fits["within"], fits["cluster"], fits["re"])
+    assert list(same_kind.params.columns) == ["Within 1", "Within 2", "RE (Swamy–Arora)"]
     named = P.compare(fits["within"], fits["re"], names=["FE", "RE"])
     assert list(named.bse.columns) == ["FE", "RE"]
+
+
+def test_compare_prints_full_estimator_names_above_a_narrow_table(fits):
+    """The long estimator names form a legend; the table's columns are the short names."""
+    text = str(P.compare(fits["ols"], fits["within"], fits["rewb"]))
+    lines = text.splitlines()
+    assert lines[2].split() == ["Pooled", "Pooled", "OLS"]
+    assert "REWB    Within-between random effects (REWB, Swamy–Arora GLS)" in text
+    table = text[text.index("Coefficients"):]
+    assert "Within-between random effects" not in table and "Estimator" not in table
+    assert max(len(line) for line in table.splitlines()[:-2]) < 60
+
+
+def test_compare_accepts_lmm_and_ols_results(fits):
+    g = mlteach.load("grunfeld")
+    mixed = mlteach.lmm(F + " + (1 | firm)", g)
+    cmp = P.compare(fits["ols"], fits["re"], mixed)
+    assert list(cmp.params.columns) == ["Pooled", "RE (Swamy–Arora)", "LMM"]
+    np.testing.assert_array_equal(cmp.params["LMM"].to_numpy(), mixed.fixef.to_numpy())
+    np.testing.assert_array_equal(cmp.bse["LMM"].to_numpy(), mixed.bse.to_numpy())
+    np.testing.assert_array_equal(cmp.params["Pooled"].to_numpy(),
+                                  fits["ols"].params.to_numpy())
+    assert cmp.stats.loc["Groups", "LMM"] == 10
+    assert cmp.stats.loc["Estimator", "LMM"] == "Linear mixed model (REML)"
+    assert cmp.stats.loc["Standard errors", "LMM"] == "model-based"
+    assert list(P.compare(mixed, mixed).params.columns) == ["LMM 1", "LMM 2"]
+
+
+def test_compare_html_is_narrow_enough_for_a_phone():
+    """Estimate and SE share a cell, long term names get break points, the table may scroll.
+
+    Measured: the longest run of text that a browser cannot break inside a table cell.
+    """
+    import re
+    g = mlteach.load("grunfeld").rename(columns={"value": "market_value_of_the_firm"})
+    f = "inv ~ market_value_of_the_firm * capital"
+    cmp = P.compare(P.within(f, g, group="firm"), P.swamy_arora(f, g, group="firm"),
+                    P.rewb(f, g, group="firm"))
+    page = cmp._repr_html_()
+    assert "overflow-x:auto" in page and "overflow-wrap:anywhere" in page
+    assert "market_<wbr>value_<wbr>of_<wbr>the_<wbr>firm:<wbr>capital" in page
+    assert re.search(r"\d\.\d{4}<br>\(\d+\.\d{4}\)", page)
+    table = page[page.index("<table"):page.index("</table>")]
+    text = re.sub(r"<wbr>|<br>", " ", table)
+    text = re.sub(r"<[^>]+>", " ", text)
+    assert max(len(tok) for tok in text.split()) <= 16
+    assert "Within-between random effects" not in table   # full names are below the table
 
 
 def test_lsdv_result_has_group_effects():
