@@ -202,3 +202,43 @@ def test_compare_rejects_non_fits(grunfeld):
     with pytest.raises(TypeError, match=r"needs coefficients \(`params` or `fixef`\) and "
                                         r"standard errors \(`bse`\)"):
         P.compare(fit, pd.Series([1.0]))
+
+
+def test_fixed_effects_cannot_predict_a_new_group(grunfeld):
+    fit = P.within(F, grunfeld, group="firm")
+    new = pd.concat([grunfeld.head(2), grunfeld.head(3).assign(firm=[11, 12, 11])])
+    for f in (fit, P.lsdv(F, grunfeld, group="firm")):
+        with pytest.raises(GroupingError, match=(
+                r"newdata has 2 group\(s\) of 'firm' that the fit did not see: '11', '12' "
+                r"\(the fit estimated effects for 10 groups\)\. Fixed effects cannot predict "
+                r"a new group: its effect was never estimated\. Use a random-effects model "
+                r"\(swamy_arora\(\), rewb\(\), or mlteach\.lmm\).*"
+                r"include_effects=False\) for the slope part")):
+            f.predict(new)
+    with pytest.raises(UnknownVariableError, match="firm"):
+        fit.predict(grunfeld.drop(columns="firm"))
+
+
+def test_twoway_fixed_effects_cannot_predict_a_new_period(grunfeld):
+    fit = P.within(F, grunfeld, group="firm", time="year", effects="twoways")
+    with pytest.raises(GroupingError, match=r"newdata has 1 period\(s\) of 'year' that the fit "
+                                            r"did not see: 1960 \(the fit estimated effects "
+                                            r"for 20 periods\)"):
+        fit.predict(grunfeld.head(2).assign(year=1960))
+
+
+def test_predict_refusals_say_why(grunfeld):
+    fd = P.first_difference(F, grunfeld, group="firm", time="year")
+    with pytest.raises(ValueError, match=r"first_difference\(\) cannot predict for newdata: it "
+                                         r"estimates how y changes when x changes.*not the "
+                                         r"level of y"):
+        fd.predict(grunfeld)
+    with pytest.raises(ValueError, match="has no group effects to add: differencing removed"):
+        fd.predict(include_effects=True)
+    b = P.between(F, grunfeld, group="firm")
+    with pytest.raises(ValueError, match=r"between\(\) estimates no group effects"):
+        b.predict(include_effects=True)
+    with pytest.raises(TypeError, match="include_effects must be True or False, got 'yes'"):
+        P.within(F, grunfeld, group="firm").predict(include_effects="yes")
+    with pytest.raises(UnknownVariableError, match="firm"):
+        P.rewb(F, grunfeld, group="firm").predict(grunfeld.drop(columns="firm"))

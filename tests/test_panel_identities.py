@@ -70,6 +70,9 @@ def test_within_equals_lsdv(data, cov, twoways):
     same(w.bse, d.bse)
     assert w.df_resid == d.df_resid
     same(w.rsquared, d.rsquared)
+    # predictions with the effects: within splits y − x'β̂ − e into α̂_i (+ γ̂_t) itself
+    same(w.predict(data), d.predict(data), rtol=1e-8, atol=1e-8)
+    same(w.predict(), data.loc[w.resid.index, "y"] - w.resid, rtol=1e-8, atol=1e-8)
     if not twoways:   # α̂_i = ȳ_i − x̄_i'β̂
         means = data.groupby("g")[["y", "x1", "x2"]].mean()
         alpha = means["y"] - means[["x1", "x2"]].to_numpy() @ w.params.to_numpy()

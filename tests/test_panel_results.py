@@ -147,9 +147,135 @@ def test_lsdv_result_has_group_effects():
     assert list(d.params.index) == ["value", "capital"]
 
 
+# ----------------------------------------------------------------------------------------------
+# Prediction, against hand computations on Grunfeld (balanced: 10 firms × 20 years)
+# ----------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def grunfeld():
     return mlteach.load("grunfeld")
+
+
+def _xb(fit, data, terms=("value", "capital")):
+    return data[list(terms)].to_numpy() @ fit.params[list(terms)].to_numpy()
+
+
+def test_within_and_lsdv_predict_with_the_group_intercepts(grunfeld):
+    g = grunfeld
+    w, d = P.within(F, g, group="firm"), P.lsdv(F, g, group="firm")
+    means = g.groupby("firm")[["inv", "value", "capital"]].mean()
+    alpha = means["inv"] - means[["value", "capital"]].to_numpy() @ w.params.to_numpy()
+    by_hand = alpha.loc[g["firm"]].to_numpy() + _xb(w, g)
+    np.testing.assert_allclose(w.predict(), by_hand, rtol=1e-12)
+    np.testing.assert_allclose(w.predict(), g["inv"] - w.resid, rtol=1e-12)
+    new = g.sample(15, random_state=1)                   # any rows, any order, own index
+    pred = w.predict(new)
+    assert pred.name == "predicted" and pred.index.equals(new.index)
+    np.testing.assert_allclose(pred, alpha.loc[new["firm"]].to_numpy() + _xb(w, new), rtol=1e-12)
+    np.testing.assert_allclose(d.predict(new), pred, rtol=1e-10)
+    np.testing.assert_allclose(w.predict(new, include_effects=False), _xb(w, new), rtol=1e-12)
+    unseen = new.assign(firm=new["firm"] + 100)          # the slope part needs no group
+    np.testing.assert_allclose(w.predict(unseen, include_effects=False), _xb(w, new))
+
+
+def test_twoway_fixed_effects_predict_with_group_and_time_effects(grunfeld):
+    g = grunfeld
+    kw = dict(group="firm", time="year", effects="twoways")
+    w, d = P.within(F, g, **kw), P.lsdv(F, g, **kw)
+    # LSDV's printed α_i (first year) and γ_t (relative to 1935) by hand
+    gamma = pd.concat([pd.Series({1935: 0.0}), d.time_effects["estimate"]])
+    by_hand = (d.group_effects["estimate"].loc[g["firm"].astype(str)].to_numpy()
+               + gamma.loc[g["year"]].to_numpy() + _xb(d, g))
+    np.testing.assert_allclose(w.predict(), g["inv"] - w.resid, rtol=1e-10)
+    np.testing.assert_allclose(w.predict(g), by_hand, rtol=1e-9)
+    np.testing.assert_allclose(d.predict(g), by_hand, rtol=1e-12)
+
+
+def test_random_effects_predict_population_line_and_blup(grunfeld):
+    g = grunfeld
+    re = P.swamy_arora(F, g, group="firm")
+    line = re.params["Intercept"] + _xb(re, g)
+    e_bar = (g["inv"] - line).groupby(g["firm"]).mean()
+    T = 20
+    lam = T * re.sigma2_u / (T * re.sigma2_u + re.sigma2_e)
+    np.testing.assert_allclose(lam, 1 - (1 - re.theta) ** 2, rtol=1e-12)
+    u_hat = lam * e_bar
+    np.testing.assert_allclose(re.predict(include_effects=False), line, rtol=1e-12)
+    np.testing.assert_allclose(re.predict(), line + u_hat.loc[g["firm"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(re.predict(g, include_effects=True), re.predict(), rtol=1e-12)
+    # a firm not seen in fitting gets û = 0: the population line
+    new = g.head(3).assign(firm=99)
+    np.testing.assert_allclose(re.predict(new), line[:3], rtol=1e-12)
+    # θ = 1 makes the group effects the fixed-effects intercepts
+    gls1 = P.quasi_demeaned_gls(F, g, group="firm", theta=1.0)
+    np.testing.assert_allclose(gls1.predict(g), P.within(F, g, group="firm").predict(g),
+                               rtol=1e-10)
+
+
+def test_rewb_predict_uses_the_fitted_group_means(grunfeld):
+    g = grunfeld
+    r = P.rewb(F, g, group="firm")
+    xbar = g.groupby("firm")[["value", "capital"]].transform("mean")
+    b = r.params
+    line = (b["Intercept"] + b["value_within"] * (g["value"] - xbar["value"])
+            + b["value_mean"] * xbar["value"] + b["capital_within"] * (g["capital"] - xbar["capital"])
+            + b["capital_mean"] * xbar["capital"])
+    lam = 1 - (1 - r.theta) ** 2
+    u_hat = lam * (g["inv"] - line).groupby(g["firm"]).mean()
+    np.testing.assert_allclose(r.predict(include_effects=False), line, rtol=1e-12)
+    np.testing.assert_allclose(r.predict(g), line + u_hat.loc[g["firm"]].to_numpy(), rtol=1e-12)
+    # a row of a seen firm keeps that firm's means, whatever other rows newdata has
+    one = g.iloc[[45]]
+    np.testing.assert_allclose(r.predict(one), r.predict().iloc[[45]], rtol=1e-12)
+    # a new firm's means come from its own rows in newdata
+    new = g[g.firm == 3].head(2).assign(firm=99)
+    m = new[["value", "capital"]].mean()
+    expect = (b["Intercept"] + b["value_within"] * (new["value"] - m["value"])
+              + b["value_mean"] * m["value"] + b["capital_within"] * (new["capital"] - m["capital"])
+              + b["capital_mean"] * m["capital"])
+    np.testing.assert_allclose(r.predict(new), expect, rtol=1e-12)
+
+
+def test_between_predicts_group_means_and_fd_predicts_changes(grunfeld):
+    g = grunfeld
+    b = P.between(F, g, group="firm")
+    means = g.groupby("firm")[["inv", "value", "capital"]].mean()
+    fitted = b.params["Intercept"] + _xb(b, means)
+    np.testing.assert_allclose(b.predict(), fitted, rtol=1e-12)
+    np.testing.assert_allclose(b.predict(), means["inv"].to_numpy() - b.resid, rtol=1e-12)
+    assert list(b.predict().index) == [str(i) for i in range(1, 11)]
+    np.testing.assert_allclose(b.predict(g.head(4)), b.params["Intercept"] + _xb(b, g.head(4)))
+    fd = P.first_difference(F, g, group="firm", time="year")
+    diffs = g.sort_values(["firm", "year"]).groupby("firm")[["inv", "value", "capital"]].diff()
+    diffs = diffs.dropna()
+    by_hand = pd.Series(fd.params["Intercept"] + _xb(fd, diffs), index=diffs.index)
+    pred = fd.predict()                                  # indexed by the later row
+    assert pred.index.equals(fd.resid.index) and len(pred) == 190
+    np.testing.assert_allclose(pred, by_hand.loc[pred.index], rtol=1e-10)
+    np.testing.assert_allclose(pred, diffs.loc[pred.index, "inv"] - fd.resid, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Swamy–Arora σ²_u before truncation; Mundlak test's note; plain-text repr
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sigma2_u_raw_shows_a_negative_estimate(grunfeld):
+    """Equal firm means of inv: the between regression fits exactly (SSR_B = 0), so the
+    balanced-panel formula SSR_B/(G − K_B) − σ²_e/T gives σ̂²_u = −σ̂²_e/T exactly."""
+    g = grunfeld
+    flat = g.assign(inv=g["inv"] - g.groupby("firm")["inv"].transform("mean") + g["inv"].mean())
+    with pytest.warns(mlteach.errors.BoundaryFitWarning, match="below zero"):
+        re = P.swamy_arora(F, flat, group="firm")
+    np.testing.assert_allclose(re.sigma2_u_raw, -re.sigma2_e / 20, rtol=1e-9)
+    assert re.sigma2_u == 0 and re.theta == 0
+    text = str(re)
+    assert "sigma2_u before truncation at 0" in text
+    assert f"{re.sigma2_u_raw:.4g}" in text
+    ok = P.swamy_arora(F, g, group="firm")
+    assert ok.sigma2_u_raw == ok.sigma2_u > 0
+    assert "before truncation" not in str(ok)
 
 
 def test_mundlak_note_names_the_covariance_and_the_chi2_wald_test(grunfeld):
@@ -166,3 +292,25 @@ def test_mundlak_note_names_the_covariance_and_the_chi2_wald_test(grunfeld):
     assert "is classical (i.i.d. errors)." in str(classical)
     robust = P.mundlak_test(F, grunfeld, group="firm", cov="robust")
     assert "heteroskedasticity-robust (HC1" in str(robust)
+
+
+def test_plain_text_repr_is_the_summary(fits, grunfeld):
+    g = grunfeld
+    results = [fits["between"], fits["within"], fits["re"], fits["rewb"],
+               P.lsdv(F, g, group="firm"),
+               P.first_difference(F, g, group="firm", time="year"),
+               P.quasi_demeaned_gls(F, g, group="firm", theta=0.5)]
+    for r in results:
+        text = repr(r)
+        assert text == str(r) and text.startswith(r.estimator + "\n")
+        assert "array(" not in text and "params=" not in text and len(text) < 5000
+    tests = [P.hausman(fits["within"], fits["re"]), P.mundlak_test(F, g, group="firm"),
+             fits["within"].wald()]
+    for t in tests:
+        assert repr(t) == str(t) and repr(t).startswith(t.name + "\nH0: ")
+    cmp = P.compare(fits["within"], fits["re"])
+    assert repr(cmp) == str(cmp) and repr(cmp).startswith("Model comparison")
+    vc = P.swamy_arora_components(
+        mlteach.panel._core.prepare_panel(F, g, "firm"))
+    assert repr(vc).startswith("VarianceComponents(sigma2_e=") and "array" not in repr(vc)
+    assert "groups=10)" in repr(vc)

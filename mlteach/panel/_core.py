@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from scipy import linalg, stats
 from mlteach._tables import Summary, coef_table, confidence_interval
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import DroppedTermWarning, GroupingError, RankDeficientError
+
+if TYPE_CHECKING:
+    from mlteach.panel.predict import PredictionBasis
 
 CovType = Literal["classical", "robust", "cluster"]
 
@@ -311,6 +314,8 @@ class PanelResult:
     resid : residuals of that regression, indexed by the data's row labels.
     dropped : terms removed because the transformation left them without variation.
     notes : plain-language facts printed under the summary (gaps, singletons, conventions).
+    prediction_basis : what `predict` needs besides the coefficients (the data's encoding and
+        the estimated group effects); see `mlteach.panel.predict`.
     """
 
     estimator: str
@@ -338,6 +343,7 @@ class PanelResult:
     dropped: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     facts: tuple[tuple[str, object], ...] = ()
+    prediction_basis: "PredictionBasis | None" = field(default=None, repr=False, compare=False)
 
     @property
     def tvalues(self) -> pd.Series:
@@ -371,6 +377,51 @@ class PanelResult:
         return wald_test(self.params, self.vcov, terms, self.df_inference,
                          f"{self.estimator}: all coefficients of {', '.join(terms)} are zero")
 
+    def predict(self, newdata: pd.DataFrame | None = None,
+                include_effects: bool | None = None) -> pd.Series:
+        """Predictions for the fitted rows (``newdata=None``) or for the rows of `newdata`.
+
+        What is predicted depends on the estimator:
+
+        ``within``, ``lsdv`` (fixed effects)
+            ŷ_it = α̂_i + x_it'β̂ (two-way: + γ̂_t), with α̂_i = ȳ_i − x̄_i'β̂ the estimated
+            intercept of group i. For the fitted rows this is y − e. `newdata` needs the group
+            column (two-way: also the time column), and only groups (periods) seen in fitting
+            can be predicted: a new group's intercept was never estimated, so a `GroupingError`
+            names it. ``include_effects=False`` gives the slope part x'β̂ alone (no intercept),
+            for any rows.
+        ``swamy_arora``, ``rewb``, ``quasi_demeaned_gls`` (random effects)
+            ``include_effects=True`` (default): ŷ_it = α̂ + x_it'β̂ + û_i with the GLS
+            conditional mean of the group effect
+
+            .. math::
+
+                \\hat u_i = \\frac{T_i\\hat\\sigma^2_u}{T_i\\hat\\sigma^2_u + \\hat\\sigma^2_e}\\,
+                \\frac{1}{T_i}\\sum_t (y_{it} - \\hat\\alpha - x_{it}'\\hat\\beta)
+                = [1 - (1 - \\theta_i)^2]\\, \\bar e_i
+
+            computed from the fitted rows (T_i of them); a group not seen in fitting gets
+            û = 0, so its prediction is the population line (as ``mlteach.lmm``'s predict).
+            ``include_effects=False``: the population line α̂ + x'β̂ for every row. For
+            ``rewb`` a seen group keeps its fitted group means x̄_i; a new group's means are
+            taken from its rows in `newdata`, which must therefore hold the group column.
+        ``between``
+            The fitted group means x̄_i'β̂, one per group (indexed by group), or x'β̂ for the
+            rows of `newdata`: the predicted group mean of y for a group whose regressors
+            average x. There are no group effects to include.
+        ``first_difference``
+            The fitted changes Δŷ_it = Δx_it'β̂ (+ the constant, the average change per
+            period), indexed by the later row of each difference: a prediction of how much y
+            changed since the previous period, not of its level. `newdata` is refused, since
+            levels cannot be predicted once the group effects are differenced away.
+
+        Returns
+        -------
+        Series named "predicted", indexed like `newdata` (the fitted rows' labels without it).
+        """
+        from mlteach.panel.predict import predict
+        return predict(self, newdata, include_effects)
+
     def summary(self) -> Summary:
         facts: list[tuple[str, object]] = [
             ("Estimator", self.estimator), ("Formula", self.formula),
@@ -393,6 +444,9 @@ class PanelResult:
 
     def __str__(self) -> str:
         return str(self.summary())
+
+    # The plain-text display in a console or notebook is the summary, not a dump of every field.
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

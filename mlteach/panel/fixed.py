@@ -27,6 +27,7 @@ from mlteach.panel._core import (
     CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
     covariance, drop_without_variation, least_squares, prepare_panel, result_fields,
 )
+from mlteach.panel.predict import PredictionBasis
 
 Effects = Literal["group", "twoways"]
 
@@ -51,18 +52,42 @@ def twoway_demean(M: np.ndarray, groups: GroupIndex, time: np.ndarray, n_periods
     one_d = M.ndim == 1
     M = M[:, None] if one_d else M
     r = groups.demean(M)
+    A_pinv, rank = _time_dummy_gram_pinv(groups, time, n_periods)
+    S = np.column_stack([np.bincount(time, weights=r[:, j], minlength=n_periods)
+                         for j in range(r.shape[1])])
+    delta_rows = (A_pinv @ S)[time]
+    out = r - delta_rows + groups.expand(groups.mean(delta_rows))
+    return (out[:, 0] if one_d else out), rank
+
+
+def _time_dummy_gram_pinv(groups: GroupIndex, time: np.ndarray, n_periods: int
+                          ) -> tuple[np.ndarray, int]:
+    """(D̃'D̃)⁺ for the group-demeaned time dummies D̃, and its rank (see `twoway_demean`)."""
     counts = sparse.csr_matrix((np.ones(len(time)), (groups.codes, time)),
                                shape=(groups.n_groups, n_periods))
     inv_sizes = sparse.diags(1.0 / groups.sizes)
     A = np.diag(np.asarray(counts.sum(axis=0)).ravel()) - (counts.T @ inv_sizes @ counts).toarray()
     lam, U = np.linalg.eigh((A + A.T) / 2)
     keep = lam > 1e-10 * lam.max()
-    A_pinv = (U[:, keep] / lam[keep]) @ U[:, keep].T
-    S = np.column_stack([np.bincount(time, weights=r[:, j], minlength=n_periods)
-                         for j in range(r.shape[1])])
-    delta_rows = (A_pinv @ S)[time]
-    out = r - delta_rows + groups.expand(groups.mean(delta_rows))
-    return (out[:, 0] if one_d else out), int(keep.sum())
+    return (U[:, keep] / lam[keep]) @ U[:, keep].T, int(keep.sum())
+
+
+def twoway_effects(f: np.ndarray, groups: GroupIndex, time: np.ndarray, n_periods: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Split f_it = α_i + γ_t into group effects α_i and time effects γ_t with γ_first = 0.
+
+    `f` must lie in the span of the group and time dummies (e.g. y − Xβ̂ − e of a two-way
+    within fit). By Frisch–Waugh–Lovell γ solves (D̃'D̃)γ = D̃'f̃ with f̃ the group-demeaned f,
+    and then α_i is the group mean of f − γ_t. Periods no row of `time` uses get γ = 0. In a
+    panel whose groups and periods fall apart into unconnected blocks only the sums α_i + γ_t
+    of observed pairs are determined; each block's split then follows the pseudo-inverse.
+    """
+    A_pinv, _ = _time_dummy_gram_pinv(groups, time, n_periods)
+    S = np.bincount(time, weights=groups.demean(f), minlength=n_periods)
+    gamma = A_pinv @ S
+    gamma = gamma - gamma[0]
+    alpha = groups.mean(f - gamma[time])
+    return alpha, gamma
 
 
 def _absorb(panel: Panel, effects: Effects, M: np.ndarray) -> tuple[np.ndarray, int]:
@@ -188,7 +213,7 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
         raise ValueError("effects='twoways' removes time effects too: name the time column, "
                          "e.g. within(..., group='firm', time='year', effects='twoways').")
     panel = prepare_panel(formula, data, group, time, context="the fixed-effects model")
-    yw, Xw, terms, _, dropped, n_time = _within_parts(panel, effects)
+    yw, Xw, terms, keep, dropped, n_time = _within_parts(panel, effects)
     n, G, k = panel.nobs, panel.groups.n_groups, len(terms)
     df_resid = n - G - n_time - k
     assert_enough_rows(n - G - n_time, k, "The within regression")
@@ -197,6 +222,7 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
     singles, notes = _singleton_note(panel)
     name = "Fixed effects (within" + (", two-way)" if effects == "twoways" else ")")
     absorbed = f"{G} {group} means" + (f" + {n_time} {time} effects" if n_time else "")
+    basis = _fixed_effects_basis(panel, effects, panel.design.X[:, keep] @ ls.beta, ls.resid)
     return PanelResult(
         estimator=name, kind="within", formula=formula, nobs=n, n_rows=n, n_groups=G,
         rsquared=rsquared(yw, ls.resid), rsquared_kind="within",
@@ -204,8 +230,21 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
                                                  name="resid"),
         dropped=dropped, notes=notes,
         facts=(("Absorbed effects", absorbed), ("Singleton groups", singles)),
-        **result_fields(ls, cv, terms, df_resid),
+        prediction_basis=basis, **result_fields(ls, cv, terms, df_resid),
     )
+
+
+def _fixed_effects_basis(panel: Panel, effects: Effects, xb: np.ndarray, resid: np.ndarray
+                         ) -> PredictionBasis:
+    """The estimated α̂_i (and γ̂_t) for prediction: f = y − x'β̂ − e is exactly α_i (+ γ_t)."""
+    f = panel.design.y - xb - resid
+    levels = pd.Index(panel.groups.levels)
+    if effects == "group":
+        return PredictionBasis(design=panel.design, group_levels=levels,
+                               group_effect=panel.groups.mean(f))
+    alpha, gamma = twoway_effects(f, panel.groups, panel.time, panel.n_periods)
+    return PredictionBasis(design=panel.design, group_levels=levels, group_effect=alpha,
+                           time_levels=panel.time_levels, time_effect=gamma)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,7 +254,7 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
 _LSDV_MAX_CELLS = 30_000_000
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class LSDVResult(PanelResult):
     """A fixed-effects fit by dummy variables: slopes as `within`, plus the intercepts.
 
@@ -296,6 +335,12 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
     singles, notes = _singleton_note(panel)
     y = panel.design.y
     yw, _ = _absorb(panel, effects, y)
+    basis = PredictionBasis(
+        design=panel.design, group_levels=pd.Index(panel.groups.levels),
+        group_effect=group_effects["estimate"].to_numpy(),
+        time_levels=panel.time_levels if n_time else None,
+        time_effect=(np.concatenate([[0.0], time_effects["estimate"].to_numpy()])
+                     if n_time else None))
     return LSDVResult(
         estimator="Least squares with dummy variables (LSDV)", kind="lsdv", formula=formula,
         nobs=n, n_rows=n, n_groups=G,
@@ -304,7 +349,8 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
         group=group, time=time,
         resid=pd.Series(ls.resid, index=panel.design.index, name="resid"),
         dropped=dropped, notes=notes, facts=(("Dummy variables", len(names)),),
-        group_effects=group_effects, time_effects=time_effects, **fields,
+        group_effects=group_effects, time_effects=time_effects, prediction_basis=basis,
+        **fields,
     )
 
 
@@ -401,6 +447,9 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
         resid=pd.Series(ls.resid, index=d.index[now], name="resid"),
         dropped=tuple(dropped), notes=tuple(notes),
         facts=(("Differences", n), ("Gaps skipped", int(gaps.sum()))),
+        prediction_basis=PredictionBasis(
+            design=d, group_levels=pd.Index(panel.groups.levels),
+            fitted=pd.Series(dy - ls.resid, index=d.index[now], name="predicted")),
         **result_fields(ls, cv, terms, n - p),
     )
 
@@ -455,5 +504,6 @@ def between(formula: str, data: pd.DataFrame, group: str,
         rsquared=rsquared(yb, ls.resid),
         rsquared_kind="between", group=group, time=None,
         resid=pd.Series(ls.resid, index=pd.Index(groups.levels, name=group), name="resid"),
+        prediction_basis=PredictionBasis(design=d, group_levels=pd.Index(groups.levels)),
         **result_fields(ls, cv, d.terms, G - p),
     )

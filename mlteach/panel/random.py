@@ -16,7 +16,7 @@ is estimated in three steps, each a function here:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
@@ -30,6 +30,7 @@ from mlteach.panel._core import (
     check_option, covariance, drop_without_variation, least_squares, prepare_panel,
     result_fields,
 )
+from mlteach.panel.predict import PredictionBasis, random_group_effects
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,6 +57,12 @@ class VarianceComponents:
     @property
     def theta(self) -> np.ndarray:
         return theta(self.sigma2_u, self.sigma2_e, self.sizes)
+
+    def __repr__(self) -> str:
+        # The estimates, not the array of group sizes behind them.
+        return (f"VarianceComponents(sigma2_e={self.sigma2_e:.6g}, sigma2_u={self.sigma2_u:.6g}, "
+                f"sigma2_u_raw={self.sigma2_u_raw:.6g}, k_within={self.k_within}, "
+                f"k_between={self.k_between}, groups={len(self.sizes)})")
 
 
 def theta(sigma2_u: float, sigma2_e: float, sizes: np.ndarray) -> np.ndarray:
@@ -161,10 +168,14 @@ def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
     ls = least_squares(Xs, ys)
     cv = covariance(ls, Xs, cov, n - p, groups, small_sample)
     fields = result_fields(ls, cv, kept, n - p)
+    effects = random_group_effects(y, X[:, keep], ls.beta, groups, theta_g)
     fields.update(rsquared=rsquared(ys, ls.resid), nobs=n, n_rows=n,
                   n_groups=groups.n_groups,
                   resid=pd.Series(ls.resid, index=panel.design.index, name="resid"),
-                  dropped=tuple(dropped))
+                  dropped=tuple(dropped),
+                  prediction_basis=PredictionBasis(design=panel.design,
+                                                   group_levels=pd.Index(groups.levels),
+                                                   group_effect=effects))
     return fields, ls.beta, kept, tuple(dropped)
 
 
@@ -225,13 +236,18 @@ def _theta_per_group(theta, groups: GroupIndex) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class RandomEffectsResult(PanelResult):
     """A random-effects (GLS) fit with its variance components.
 
     Attributes (besides `PanelResult`'s)
     ----------
     sigma2_u, sigma2_e : variance of the group effects u_i and of the idiosyncratic error.
+        `sigma2_u` is truncated at zero, as a variance must be.
+    sigma2_u_raw : the Swamy–Arora estimate of σ²_u before that truncation. It is negative
+        when the group means differ less than the within-group noise alone would make them
+        (a `BoundaryFitWarning` is issued, and `sigma2_u` and θ are 0); printed in the
+        summary then.
     theta_by_group : θ_i per group label (Series). `theta` is one number when every group
         has the same number of rows, else this Series.
     """
@@ -239,6 +255,7 @@ class RandomEffectsResult(PanelResult):
     sigma2_u: float
     sigma2_e: float
     theta_by_group: pd.Series
+    sigma2_u_raw: float
 
     @property
     def theta(self) -> float | pd.Series:
@@ -257,7 +274,14 @@ def _re_facts(vc: VarianceComponents) -> tuple[tuple[str, object], ...]:
     return (("sigma2_u (group effects)", vc.sigma2_u), ("sigma2_e (idiosyncratic)", vc.sigma2_e),
             ("rho = sigma2_u / (sigma2_u + sigma2_e)",
              vc.sigma2_u / (vc.sigma2_u + vc.sigma2_e)),
-            ("theta", shown))
+            ("theta", shown)) + _raw_fact(vc)
+
+
+def _raw_fact(vc: VarianceComponents) -> tuple[tuple[str, object], ...]:
+    """The untruncated σ²_u, printed only when it was negative (and so set to zero)."""
+    if vc.sigma2_u_raw >= 0:
+        return ()
+    return (("sigma2_u before truncation at 0", vc.sigma2_u_raw),)
 
 
 def swamy_arora(formula: str, data: pd.DataFrame, group: str, cov: CovType = "classical",
@@ -296,6 +320,7 @@ def swamy_arora(formula: str, data: pd.DataFrame, group: str, cov: CovType = "cl
         estimator="Random effects (Swamy–Arora GLS)", kind="random", formula=formula,
         rsquared_kind="quasi-demeaned", group=group, time=None,
         facts=_re_facts(vc), sigma2_u=vc.sigma2_u, sigma2_e=vc.sigma2_e,
+        sigma2_u_raw=vc.sigma2_u_raw,
         theta_by_group=pd.Series(th, index=pd.Index(panel.groups.levels, name=group),
                                  name="theta"),
         **fields,
@@ -349,7 +374,7 @@ def within_between_design(panel: Panel, variables: Sequence[str] | None
     return np.column_stack(cols), names, chosen
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class REWBResult(RandomEffectsResult):
     """A within-between random-effects fit, with the effects of each split regressor.
 
@@ -416,6 +441,11 @@ def rewb(formula: str, data: pd.DataFrame, group: str, variables: Sequence[str] 
     X, names, chosen = within_between_design(panel, variables)
     th = vc.theta
     fields, _, kept, _ = _gls_fit(panel, X, names, th, cov, small_sample)
+    d, groups = panel.design, panel.groups
+    split = [d.terms.index(v) for v in chosen]
+    fields["prediction_basis"] = replace(
+        fields["prediction_basis"], split_terms=tuple(chosen),
+        split_means=groups.mean(d.X[:, split]).reshape(groups.n_groups, len(split)))
     params, V, df = fields["params"], fields["vcov"], fields["df_inference"]
     w_names = [f"{v}_within" for v in chosen]
     b_names = [f"{v}_mean" for v in chosen]
@@ -431,6 +461,7 @@ def rewb(formula: str, data: pd.DataFrame, group: str, variables: Sequence[str] 
         estimator="Within-between random effects (REWB, Swamy–Arora GLS)", kind="rewb",
         formula=formula, rsquared_kind="quasi-demeaned", group=group, time=None,
         facts=_re_facts(vc), sigma2_u=vc.sigma2_u, sigma2_e=vc.sigma2_e,
+        sigma2_u_raw=vc.sigma2_u_raw,
         theta_by_group=pd.Series(th, index=pd.Index(panel.groups.levels, name=group),
                                  name="theta"),
         within_effects=coef_table(bw, se_w, df), between_effects=coef_table(bb, se_b, df),
