@@ -8,7 +8,8 @@ explained by a legend or a colour bar.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,9 +18,16 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.transforms import offset_copy
 from scipy import stats
 
-from mlteach.design import GroupIndex, check_columns, drop_missing
+from mlteach.design import (
+    GroupIndex,
+    check_columns,
+    drop_missing,
+    formula_variables,
+    parse_formula,
+)
 from mlteach.errors import GroupingError
 from mlteach.ols import ols
 from mlteach.pooling import no_pooling, shrinkage_table
@@ -30,7 +38,10 @@ HIGHLIGHT = "#DD8452"  # orange
 REFERENCE = "#C44E52"  # red
 MUTED = "#8C8C8C"      # grey
 CMAP = "viridis"
-_MAX_TICK_LABELS = 50
+# At most this many group labels on a y axis; with more groups every k-th group is labelled.
+_MAX_TICK_LABELS = 40
+
+GroupLabels = bool | Sequence[str] | None
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -42,12 +53,40 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return new
 
 
-def _group_labels(ax: Axes, labels: list[str], name: str, note: str) -> None:
-    ax.set_ylim(-1, len(labels))
-    if len(labels) <= _MAX_TICK_LABELS:
-        ax.set_yticks(np.arange(len(labels)), labels, fontsize=8 if len(labels) > 25 else 9)
+def _group_labels(ax: Axes, labels: list[str], name: str, note: str,
+                  show: GroupLabels = None) -> None:
+    """Label the rows of a one-row-per-group plot, thinning the labels so they never collide.
+
+    `show` None: every group while at most `_MAX_TICK_LABELS` labels fit the Axes' height
+    (about 1.5 font heights each), else every k-th group, said in the axis label. True: every
+    group. False: none. A list of group labels: only those groups.
+    """
+    n = len(labels)
+    ax.set_ylim(-1, n)
+    fontsize = 8 if n > 25 else 9
+    step = 1
+    if show is None:
+        height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+        fit = max(1, min(_MAX_TICK_LABELS, int(height_pt / (1.5 * fontsize))))
+        step = -(-n // fit)  # ceiling division
+        positions = list(range(0, n, step))
+    elif show is True:
+        positions = list(range(n))
+    elif show is False:
+        positions = []
     else:
-        ax.set_yticks([])
+        wanted = [str(g) for g in show]
+        unknown = [g for g in wanted if g not in set(labels)]
+        if unknown:
+            raise KeyError(f"labels: {', '.join(map(repr, unknown[:5]))} "
+                           f"{'is not a group' if len(unknown) == 1 else 'are not groups'} of "
+                           f"{name!r}; pass group labels such as {labels[0]!r}, or True/False.")
+        positions = [i for i, g in enumerate(labels) if g in set(wanted)]
+    ax.set_yticks(positions, [labels[i] for i in positions], fontsize=fontsize)
+    if show is None and step > 1:
+        note += f"; one in {step} of {n} labelled"
+    elif not positions and n:
+        note += f"; {n} groups, labels hidden"
     ax.set_ylabel(f"{name} ({note})")
 
 
@@ -70,7 +109,8 @@ def _factor_block(per_factor: Any, fit: Any, group: str | None, what: str) -> tu
 
 
 def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
-                group: str | None = None, ax: Axes | None = None) -> Axes:
+                group: str | None = None, ax: Axes | None = None,
+                labels: GroupLabels = None) -> Axes:
     """Caterpillar plot: each group's predicted random effect (BLUP) with its interval, sorted.
 
     Parameters
@@ -83,6 +123,11 @@ def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
     group : str, optional
         The grouping factor, needed only when the model has several.
     ax : matplotlib Axes, optional
+    labels : bool or list of group labels, optional
+        Which groups are named on the y axis. By default every group while the labels fit
+        (at most 40, fewer on a short Axes); with more groups every k-th group in the sorted
+        order is labelled, and the axis label says so. True names every group, False none, a
+        list only those groups (e.g. the ones the text discusses).
 
     Notes
     -----
@@ -115,7 +160,8 @@ def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
             ax.errorbar(est[mask], y[mask.to_numpy()], xerr=half[mask], fmt="o", color=colour,
                         ecolor=colour, elinewidth=1.2, markersize=4, capsize=0, label=label,
                         zorder=2)
-    _group_labels(ax, [str(g) for g in est.index], factor, "sorted by predicted effect")
+    _group_labels(ax, [str(g) for g in est.index], factor, "sorted by predicted effect",
+                  labels)
     ax.set_xlabel(f"Predicted random effect of {term} (BLUP, deviation from the fixed effect)")
     ax.set_title(f"Random effects of {term} by {factor}, with {level:.0%} intervals")
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
@@ -124,7 +170,8 @@ def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
 
 
 def shrinkage_plot(fit_or_table: Any, term: str | None = None, data: pd.DataFrame | None = None,
-                   group: str | None = None, ax: Axes | None = None) -> Axes:
+                   group: str | None = None, ax: Axes | None = None,
+                   labels: GroupLabels = None) -> Axes:
     """Shrinkage plot: an arrow per group from its no-pooling to its partial-pooling estimate.
 
     Parameters
@@ -138,6 +185,8 @@ def shrinkage_plot(fit_or_table: Any, term: str | None = None, data: pd.DataFram
     group : str, optional
         The grouping factor, when the model has several.
     ax : matplotlib Axes, optional
+    labels : bool or list of group labels, optional
+        Which groups are named on the y axis, as in `caterpillar` (by default as many as fit).
 
     Notes
     -----
@@ -190,22 +239,80 @@ def shrinkage_plot(fit_or_table: Any, term: str | None = None, data: pd.DataFram
         Line2D([], [], color=MUTED, linestyle="--",
                label=f"complete pooling (OLS) = {pooled:.4g}"),
     ]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
-              fontsize=8, frameon=False)
-    _group_labels(ax, [str(g) for g in t.index], name, "ordered by no-pooling estimate")
+    _group_labels(ax, [str(g) for g in t.index], name, "ordered by no-pooling estimate", labels)
     ax.set_xlabel(f"Estimate of {term} (outcome {response})")
+    _legend_below_xlabel(ax, handles)
     ax.set_title(f"Shrinkage of {term} by {name}: no pooling → partial pooling")
     ax.grid(axis="x", color="0.9", linewidth=0.8)
     return ax
+
+
+def _legend_below_xlabel(ax: Axes, handles: list[Line2D]) -> None:
+    """A legend centred under the Axes, below its tick labels and x label.
+
+    The offset is in points (tick length and pad, tick-label and x-label heights), so it holds
+    whatever the figure's size and layout; a constrained-layout figure makes room for it.
+    """
+    tick = ax.xaxis.get_major_ticks()[0]
+    tick_pt = tick.get_tick_padding() + tick.get_pad() + 1.3 * tick.label1.get_size()
+    label = ax.xaxis.label
+    label_pt = ax.xaxis.labelpad + 1.3 * label.get_size() * (label.get_text().count("\n") + 1)
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-(tick_pt + label_pt + 4), units="points")
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+              bbox_transform=below, ncol=2, fontsize=8, frameon=False)
 
 
 def _formula_name(name: str) -> str:
     return name if name.isidentifier() else f"`{name}`"
 
 
+SpaghettiKind = Literal["observed", "ols", "fitted"]
+
+
+def _population_line(fit: Any, rows: pd.DataFrame, x: str, xs: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-effects prediction along a grid of x, other covariates held fixed.
+
+    Numeric covariates are held at their means over the plotted rows; for categorical ones the
+    prediction is averaged over their observed combinations, weighted by frequency (for a
+    model linear in its dummies, the prediction at the mean dummy values).
+    """
+    from mlteach.lmm.formula import parse_mixed_formula  # the lmm package parses its formulas
+
+    grid = np.unique(xs)
+    if len(grid) > 100:
+        grid = np.linspace(grid[0], grid[-1], 100)
+    fixed = parse_mixed_formula(fit.formula).fixed
+    others = [v for v in formula_variables(parse_formula(fixed))
+              if v != x and v in rows.columns and v != _response_name(fixed)]
+    # A numeric column used as C(v) is categorical: its mean would be an unseen level.
+    numeric = [v for v in others if pd.api.types.is_numeric_dtype(rows[v])
+               and not pd.api.types.is_bool_dtype(rows[v])
+               and not re.search(rf"C\(\s*{re.escape(v)}\b", fixed)]
+    categorical = [v for v in others if v not in numeric]
+    if categorical:
+        shares = rows.groupby(categorical, observed=True).size()
+        combos = shares.index.to_frame(index=False)
+        weights = (shares / shares.sum()).to_numpy()
+    else:
+        combos, weights = pd.DataFrame(index=[0]), np.ones(1)
+    new = combos.loc[np.repeat(combos.index, len(grid))].reset_index(drop=True)
+    new[x] = np.tile(grid, len(combos))
+    for v in numeric:
+        new[v] = float(rows[v].mean())
+    for v in categorical:  # keep the category dtype, so new data is encoded as the fitted data
+        new[v] = new[v].astype(rows[v].dtype)
+    predicted = np.asarray(fit.predict(new, include_random=False), dtype=float)
+    return grid, weights @ predicted.reshape(len(combos), len(grid))
+
+
+def _response_name(formula: str) -> str:
+    return formula.split("~", 1)[0].strip() if "~" in formula else ""
+
+
 def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
-              ax: Axes | None = None) -> Axes:
-    """Spaghetti plot: the data and one fitted line of `y` against `x` per group.
+              ax: Axes | None = None, kind: SpaghettiKind | None = None) -> Axes:
+    """Spaghetti plot: the data and one line of `y` against `x` per group.
 
     Parameters
     ----------
@@ -215,18 +322,34 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
     group : str
         The grouping column; one line per level.
     fit : a fitted `mlteach.lmm` model, optional
-        Lines are then the model's group-specific predictions (fixed effects + BLUPs) and the
-        thick line its population-average prediction (fixed effects only). Without a fit the
-        lines are separate OLS fits of y on x per group (no pooling) and the thick line is the
-        OLS fit ignoring groups (complete pooling).
+        The thick reference line is then the model's population-average prediction (fixed
+        effects only); without a fit it is the OLS fit of y on x ignoring groups (complete
+        pooling).
     ax : matplotlib Axes, optional
+    kind : {"observed", "ols", "fitted"}, optional
+        What each group's line shows: ``"observed"`` its raw trajectory (its observations
+        joined in order of x, as in growth-curve plots); ``"ols"`` a separate OLS fit of y on
+        x in the group (no pooling); ``"fitted"`` the model's group-specific predictions
+        (fixed effects + BLUPs, needs `fit`). By default ``"fitted"`` with a fit and
+        ``"ols"`` without.
 
     Notes
     -----
-    Lines join each group's fitted values in order of x; with other covariates in the model
-    they need not be straight. With at most ten groups each has its own colour, named in the
-    legend; with more, group lines share one colour.
+    Fitted lines join each group's fitted values in order of x; with other covariates that
+    vary within groups they need not be straight. The population line is drawn at fixed
+    values of the model's other covariates: numeric ones at their means over the plotted rows
+    (e.g. a school-mean ``meanses``), categorical ones averaged over their observed mix. (Averaging
+    the predictions of the rows at each x instead would give a jagged line, since different
+    groups are observed at different x.) With at most ten groups each has its own colour,
+    named in the legend; with more, group lines share one colour.
     """
+    if kind is None:
+        kind = "fitted" if fit is not None else "ols"
+    if kind not in ("observed", "ols", "fitted"):
+        raise ValueError(f"kind must be 'observed', 'ols' or 'fitted', got {kind!r}.")
+    if kind == "fitted" and fit is None:
+        raise ValueError("kind='fitted' draws a model's predictions: pass the fitted model, "
+                         "spaghetti(data, x, y, group, fit=mlteach.lmm(...), kind='fitted').")
     check_columns(data, [x, y, group])
     rows = drop_missing(data, [x, y, group], context="the spaghetti plot")
     groups = GroupIndex.from_data(rows, group)
@@ -241,23 +364,27 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
     ax.scatter(xs, ys, s=10, alpha=0.45, zorder=1,
                c=[colours[c] for c in groups.codes] if few else MUTED,
                label=None if few else "observations")
-    if fit is not None:
+    formula = f"{_formula_name(y)} ~ {_formula_name(x)}"
+    if kind == "fitted":
         fitted = np.asarray(fit.predict(rows, include_random=True), dtype=float)
-        population = np.asarray(fit.predict(rows, include_random=False), dtype=float)
-        kind, ref_label = "mixed-model predictions", "population average (fixed effects)"
+        what = "mixed-model predictions"
         lines = []
         for j in range(groups.n_groups):
             sel = groups.codes == j
             order = np.argsort(xs[sel], kind="stable")
             lines.append((xs[sel][order], fitted[sel][order]))
-        ref = pd.Series(population).groupby(xs).mean()
-        ref_x, ref_y = ref.index.to_numpy(float), ref.to_numpy(float)
+    elif kind == "observed":
+        what = "observed trajectories"
+        lines = []
+        for j in range(groups.n_groups):
+            sel = groups.codes == j
+            order = np.argsort(xs[sel], kind="stable")
+            lines.append((xs[sel][order], ys[sel][order]))
     else:
-        formula = f"{_formula_name(y)} ~ {_formula_name(x)}"
         per_group = no_pooling(formula, rows, group)
         slope_term = [c for c in per_group.columns if c not in ("Intercept", "n")
                       and not c.startswith("se(")][0]
-        kind, ref_label = "separate OLS per group", "complete pooling (OLS ignoring groups)"
+        what = "separate OLS per group"
         lines = []
         for j, label in enumerate(labels):
             a, b = per_group.loc[label, "Intercept"], per_group.loc[label, slope_term]
@@ -265,7 +392,13 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
             grid = np.array([xs[sel].min(), xs[sel].max()])
             lines.append((grid, a + b * grid) if np.isfinite(a) and np.isfinite(b)
                          else (np.array([]), np.array([])))
+    if fit is not None:
+        ref_label = "population average (fixed effects)"
+        ref_x, ref_y = _population_line(fit, rows, x, xs)
+    else:
+        ref_label = "complete pooling (OLS ignoring groups)"
         pooled = ols(formula, rows).params
+        slope_term = [t for t in pooled.index if t != "Intercept"][0]
         ref_x = np.array([xs.min(), xs.max()])
         ref_y = pooled["Intercept"] + pooled[slope_term] * ref_x
     drawn = 0
@@ -281,7 +414,7 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
             linewidth=3, label=ref_label, gid="reference", zorder=3)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"{y} against {x}, one line per {group} ({kind})")
+    ax.set_title(f"{y} against {x}, one line per {group} ({what})")
     ax.legend(title=group if few else None, fontsize=8, title_fontsize=8, frameon=False,
               loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(color="0.9", linewidth=0.8)

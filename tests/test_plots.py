@@ -164,3 +164,93 @@ def test_spaghetti_bad_input(sleep):
     with pytest.raises(mlteach.errors.UnknownVariableError,
                        match="'Dayz' \\(did you mean 'Days'"):
         spaghetti(sleep, "Dayz", "Reaction", "Subject")
+
+
+# ------------------------------------------------------------------------ readable layout
+
+
+@pytest.fixture(scope="module")
+def hsb():
+    return mlteach.load("hsb82")
+
+
+def _overlap(a, b):
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("height", [None, 3.0])
+def test_shrinkage_plot_legend_clears_the_x_label_and_tick_labels(sleep, rs_fit, height):
+    if height is None:                      # the plot's own figure
+        ax = shrinkage_plot(rs_fit, data=sleep, term="Days")
+    else:                                   # a short panel of the caller's (the old legend,
+        _, ax = plt.subplots(figsize=(7, height), layout="constrained")  # 10% of the Axes
+        shrinkage_plot(rs_fit, data=sleep, term="Days", ax=ax)           # down, hit the label)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not _overlap(legend, ax.xaxis.label.get_window_extent(renderer))
+    for tick in ax.get_xticklabels():
+        if tick.get_text():
+            assert not _overlap(legend, tick.get_window_extent(renderer)), tick.get_text()
+    assert legend.y1 < ax.xaxis.label.get_window_extent(renderer).y0      # below the x label
+    figure = fig.bbox
+    assert figure.x0 <= legend.x0 and legend.x1 <= figure.x1 and figure.y0 <= legend.y0
+
+
+def test_caterpillar_thins_group_labels_so_they_do_not_collide(hsb):
+    fit = lmm("mAch ~ 1 + (1 | school)", hsb)
+    ax = caterpillar(fit)
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    shown = [t for t in ax.get_yticklabels() if t.get_text()]
+    assert 10 <= len(shown) <= 40 < 160
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.y0)
+    assert all(lower.y1 <= upper.y0 for lower, upper in zip(boxes, boxes[1:]))
+    assert "one in 4 of 160 labelled" in ax.get_ylabel()
+    assert shown[0].get_text() == fit.ranef["Intercept"].idxmin()   # bottom row still named
+    # overrides: every group, none, or the groups named
+    assert len(caterpillar(fit, labels=True).get_yticklabels()) == 160
+    assert len(caterpillar(fit, labels=False).get_yticklabels()) == 0
+    named = caterpillar(fit, labels=["1224", "9586"])
+    assert sorted(t.get_text() for t in named.get_yticklabels()) == ["1224", "9586"]
+    with pytest.raises(KeyError, match="'0000' is not a group of 'school'"):
+        caterpillar(fit, labels=["0000"])
+
+
+# ------------------------------------------------------------------------ spaghetti kinds
+
+
+def test_spaghetti_observed_joins_each_groups_observations_in_x_order(sleep):
+    few = sleep[sleep["Subject"].isin(["308", "309", "310"])].sample(frac=1, random_state=1)
+    ax = spaghetti(few, "Days", "Reaction", "Subject", kind="observed")
+    line = next(g for g in ax.lines if g.get_gid() == "group:309")
+    rows = few[few["Subject"] == "309"].sort_values("Days")
+    np.testing.assert_array_equal(line.get_xdata(), rows["Days"].to_numpy(float))
+    np.testing.assert_array_equal(line.get_ydata(), rows["Reaction"].to_numpy())
+    assert "observed trajectories" in ax.get_title()
+    assert "complete pooling (OLS ignoring groups)" in _legend_texts(ax)
+    with pytest.raises(ValueError, match="kind='fitted' draws a model's predictions"):
+        spaghetti(few, "Days", "Reaction", "Subject", kind="fitted")
+    with pytest.raises(ValueError, match="kind must be 'observed', 'ols' or 'fitted'"):
+        spaghetti(few, "Days", "Reaction", "Subject", kind="raw")
+
+
+def test_spaghetti_population_line_holds_group_level_covariates_at_their_means(hsb):
+    some = hsb[hsb["school"].isin(hsb["school"].cat.categories[:30])]
+    fit = lmm("mAch ~ cses * sector + meanses + (cses | school)", some)
+    ax = spaghetti(some, "cses", "mAch", "school", fit=fit)
+    reference = next(line for line in ax.lines if line.get_gid() == "reference")
+    x = np.asarray(reference.get_xdata(), dtype=float)
+    b = fit.fixef
+    public = float((some["sector"] == "Public").mean())
+    # the prediction at mean meanses, averaged over the sector mix: a straight line
+    expected = (b["Intercept"] + b["meanses"] * some["meanses"].mean()
+                + b["sector[T.Public]"] * public
+                + (b["cses"] + b["cses:sector[T.Public]"] * public) * x)
+    np.testing.assert_allclose(reference.get_ydata(), expected, rtol=1e-10)
+    assert x.min() == some["cses"].min() and x.max() == some["cses"].max()
+    # the same fit can show the raw trajectories against its population line
+    observed = spaghetti(some, "cses", "mAch", "school", fit=fit, kind="observed")
+    assert "observed trajectories" in observed.get_title()
+    assert "population average (fixed effects)" in _legend_texts(observed)
