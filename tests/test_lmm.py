@@ -208,6 +208,44 @@ def test_scaling_y_scales_fixed_effects_and_sds(seed, c):
     assert b.loglik == pytest.approx(a.loglik - (a.nobs - 2) * np.log(c), abs=1e-6)
 
 
+def slope_data(seed: int, n_groups: int = 10, size: int = 8) -> pd.DataFrame:
+    """Groups with random intercepts and random slopes of x (SD 0.5, correlation −0.4)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(2.0, 1.5, size=g.size)
+    b = rng.multivariate_normal([0, 0], [[1.0, -0.2], [-0.2, 0.25]], size=n_groups)
+    y = 1 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"s{j}" for j in g])})
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), log10_c=st.floats(-4.0, 4.0),
+       reml=st.booleans(), uncorrelated=st.booleans())
+def test_rescaling_a_random_slope_changes_nothing_but_units(seed, log10_c, reml, uncorrelated):
+    """x → c·x is a change of units: the same fit, with the slope's SD divided by c.
+
+    Fitted values, the singular flag and the ML log-likelihood are unchanged; the REML one
+    shifts by −log|c| (its log|X'X| term, one rescaled fixed-effect column). This holds
+    because the optimiser searches on the unit scale (`ReStructure.theta_scale`); on θ
+    itself a covariate in thousands could stop it at a spurious boundary.
+    """
+    c = 10.0 ** log10_c
+    data = slope_data(seed)
+    formula = f"y ~ x + (1 + x {'||' if uncorrelated else '|'} g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mlteach.lmm(formula, data, reml=reml)
+        b = mlteach.lmm(formula, data.assign(x=c * data["x"]), reml=reml)
+    shift = -np.log(c) if reml else 0.0
+    assert b.loglik == pytest.approx(a.loglik + shift, abs=1e-7)
+    assert b.singular == a.singular and b.converged == a.converged
+    np.testing.assert_allclose(b.fitted, a.fitted, rtol=0, atol=1e-5 * np.abs(a.fitted).max())
+    sd_a, sd_b = (np.sqrt(np.diag(r.get_cov_re().to_numpy())) for r in (a, b))
+    assert sd_b[0] == pytest.approx(sd_a[0], rel=1e-4, abs=1e-6 * a.sigma)
+    assert sd_b[1] == pytest.approx(sd_a[1] / c, rel=1e-4, abs=1e-6 * a.sigma / c)
+    assert b.sigma == pytest.approx(a.sigma, rel=1e-6)
+
+
 @pytest.mark.parametrize("formula", ["Reaction ~ Days + (1 | Subject)",
                                      "Reaction ~ Days + (Days | Subject)",
                                      "Reaction ~ Days + (Days || Subject)",

@@ -7,6 +7,7 @@ optimise), `minimize_deviance`, `check_fit`, and `assemble`.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Literal
 
@@ -24,7 +25,10 @@ from mlteach.lmm.single import SingleFactorDeviance
 from mlteach.lmm.structure import ReStructure, build_structure
 
 Method = Literal["auto", "single", "sparse"]
-SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
+# lme4's isSingular(tol = 1e-4), applied to θ on the unit scale (`ReStructure.theta_scale`):
+# the same verdict for intercepts, and for slopes one that does not depend on the covariate's
+# units (lme4's, on θ itself, calls a slope of x in millions singular when its θ is 1e-5).
+SINGULAR_TOL = 1e-4
 
 
 def random_variables(parsed: MixedFormula) -> list[str]:
@@ -94,18 +98,20 @@ def check_fit(opt: Optimum, structure: ReStructure) -> bool:
             f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
             f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
             f"effects.", ConvergenceWarning, stacklevel=3)
-    scale = max(1.0, float(np.max(np.abs(opt.theta))))
+    theta_unit = structure.to_unit_scale(opt.theta)
+    scale = max(1.0, float(np.max(np.abs(theta_unit))))
     if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
         converged = False
         warnings.warn(
             "The fit may sit at a saddle point rather than a maximum of the likelihood (the "
             "Hessian of the deviance is not positive definite). Simplify the random effects or "
             "rescale covariates.", ConvergenceWarning, stacklevel=3)
-    for block, T in zip(structure.blocks, structure.factors_T(opt.theta)):
+    # on the unit scale (columns of Z with RMS 1), so the verdict does not depend on units
+    for block, T in zip(structure.blocks, structure.factors_T(theta_unit)):
         diag = np.diag(T)
         if not np.any(diag < SINGULAR_TOL):
             continue
-        relative_var = np.diag(T @ T.T)  # variances in units of σ²
+        relative_var = np.diag(T @ T.T)  # variances in units of σ² (unit-scale columns)
         zero = [c for c, v in zip(block.columns, relative_var) if v < SINGULAR_TOL ** 2]
         where = f"'({block.term.expr} | {block.factor})'"
         if zero:
@@ -170,18 +176,43 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
     dev = deviance_function(design, structure, method)
+    opt = optimize_theta(dev, structure, bool(reml))
+    return assemble(formula, bool(reml), design, structure, dev, opt)
 
-    def objective(theta: np.ndarray) -> float:
-        return dev.objective(theta, bool(reml))
+
+def optimize_theta(dev: SingleFactorDeviance | SparseDeviance, structure: ReStructure,
+                   reml: bool) -> Optimum:
+    """Minimise the profiled deviance over θ, searching on the unit scale θ̃ = s ⊙ θ.
+
+    θ̃ is θ for random-effect columns rescaled to root mean square 1
+    (`ReStructure.theta_scale`): a pure reparameterisation, so the optimum is the same, but
+    the search no longer depends on the units of a random slope's covariate. On θ itself the
+    elements of T for a slope of x in thousands are a thousand times smaller than the
+    intercept's, and a quasi-Newton search from T = I can stall at a spurious boundary
+    (Grunfeld's ``(1 + value | firm)``: correlation +1 instead of −0.4).
+
+    The search starts at T̃ = I; lme4's start T = I (θ̃ = s) is a further start when the
+    first search ends on the boundary. The returned `Optimum` has θ in the original units;
+    its gradient, scaled gradient and Hessian eigenvalue are those on the unit scale, so the
+    convergence checks are also invariant to the units of the covariates.
+    """
+    scale = structure.theta_scale()
+
+    def objective(theta_unit: np.ndarray) -> float:
+        return dev.objective(theta_unit / scale, reml)
 
     objective_and_gradient = None
     if isinstance(dev, SingleFactorDeviance):
-        def objective_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return dev.objective_and_gradient(theta, bool(reml))
+        def objective_and_gradient(theta_unit: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = dev.objective_and_gradient(theta_unit / scale, reml)
+            return value, grad / scale          # ∂d/∂θ̃ = (∂d/∂θ) / s
 
-    opt = minimize_deviance(objective, structure.theta_start(), structure.theta_lower(),
-                            objective_and_gradient)
-    return assemble(formula, bool(reml), design, structure, dev, opt)
+    start = structure.theta_start()
+    lme4_start = structure.to_unit_scale(start)
+    restarts = [] if np.allclose(lme4_start, start) else [lme4_start]
+    opt = minimize_deviance(objective, start, structure.theta_lower(), objective_and_gradient,
+                            restarts=restarts)
+    return dataclasses.replace(opt, theta=structure.from_unit_scale(opt.theta))
 
 
 def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
@@ -224,7 +255,7 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
         ngroups[g] = len(levels)
 
     lower = structure.theta_lower()
-    singular = bool(np.any(theta[lower == 0] < SINGULAR_TOL))
+    singular = bool(np.any(structure.to_unit_scale(theta)[lower == 0] < SINGULAR_TOL))
     fitted_fixed = design.X @ pls.beta
     Zb = np.zeros(n)
     for blk, b in zip(structure.blocks, b_blocks):
@@ -253,5 +284,6 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
     )
 
 
-__all__ = ["lmm", "deviance_function", "check_fit", "check_full_rank", "assemble",
+__all__ = ["lmm", "deviance_function", "optimize_theta", "check_fit", "check_full_rank",
+           "assemble",
            "random_variables"]

@@ -1,8 +1,9 @@
 """Minimise the profiled deviance over θ, polish the optimum and check it.
 
 1. A bounded quasi-Newton search (L-BFGS-B, lower bound 0 on the diagonal of each T_k) from
-   lme4's start T_k = I, with the analytic gradient when the evaluator has one (the
-   single-factor path) and finite differences otherwise.
+   the start it is given, with the analytic gradient when the evaluator has one (the
+   single-factor path) and finite differences otherwise. `mlteach.lmm.fit.optimize_theta`
+   calls it on θ for unit-scale random-effect columns, starting at T̃_k = I.
 2. A polish: projected Newton steps on the coordinates not held at their bound. The Hessian is
    the finite-difference derivative of the analytic gradient (2k gradients for k elements of
    θ) or, without a gradient, second differences of the deviance. Near a smooth interior
@@ -15,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -198,7 +199,8 @@ def _quasi_newton(f: Objective, start: np.ndarray, lower: np.ndarray,
 
 
 def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
-                      fg: ObjectiveGradient | None = None) -> Optimum:
+                      fg: ObjectiveGradient | None = None,
+                      restarts: Sequence[np.ndarray] = ()) -> Optimum:
     """Minimise f over θ ≥ lower: L-BFGS-B, then Newton polish, then the checks.
 
     `fg`, when given, returns f and its analytic gradient together; it then drives the search
@@ -206,7 +208,7 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
     Hessians are finite differences of f (`fd_derivatives`).
 
     A search that ends on the boundary (some diagonal element of T_k at 0) is repeated from
-    smaller and larger starting values, keeping the best end point. On the boundary θ_i = 0 the
+    smaller and larger starting values and from each of `restarts`, keeping the best end point. On the boundary θ_i = 0 the
     deviance depends on θ_i only through θ_i², so its slope there is zero whether or not moving
     inside would help: a quasi-Newton step that lands on the bound can stop at such a saddle.
     """
@@ -218,8 +220,8 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
             return gradient_derivatives(fg, x, lower)
     x, fx, nfev, message = _quasi_newton(f, start, lower, fg)
     if np.any((lower == 0) & (x == 0)):
-        for scale in (0.5, 0.1, 2.0):
-            xs, fs, n, msg = _quasi_newton(f, start * scale, lower, fg)
+        for other in [start * scale for scale in (0.5, 0.1, 2.0)] + list(restarts):
+            xs, fs, n, msg = _quasi_newton(f, other, lower, fg)
             nfev += n
             if fs < fx - 1e-10 * max(1.0, abs(fx)):
                 x, fx, message = xs, fs, msg

@@ -35,8 +35,10 @@ class LMMResult:
         column per random term; a dict keyed by grouping factor when there are several.
     ranef_condvar : conditional variances of b given y at the estimates (the diagonal of
         lme4's ``condVar``), same shape as `ranef`.
-    singular : a variance at zero or a correlation at ±1, exactly where lme4's
-        ``isSingular(tol = 1e-4)`` is TRUE: some diagonal element of a T_k is below 1e-4.
+    singular : a variance at zero or a correlation at ±1, as lme4's ``isSingular(tol = 1e-4)``:
+        some diagonal element of a T_k is below 1e-4, with T_k for random-effect columns
+        scaled to root mean square 1 (the same as lme4 for intercepts; for slopes the verdict
+        does not change with the units of the covariate).
     converged : False if the optimiser's checks failed (a `ConvergenceWarning` was issued).
     nobs : rows used. ngroups : levels per grouping factor.
     n_params : number of estimated parameters, p + len(θ) + 1 (lme4's df of ``logLik``).

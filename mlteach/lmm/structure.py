@@ -111,6 +111,31 @@ class ReStructure:
         """Starting value: T_k = I (random-effect SDs equal to the residual SD), as lme4."""
         return np.where(self.theta_lower() == 0.0, 1.0, 0.0)
 
+    def theta_scale(self) -> np.ndarray:
+        """Per element of θ, the scale s of its row's column: θ̃ = s ⊙ θ is θ on the unit scale.
+
+        For block k let D_k = diag(root mean square of each column of Z_k) (1 for an intercept).
+        Then Z_k T_k = (Z_k D_k⁻¹)(D_k T_k): the same model written with unit-RMS columns and
+        the factor T̃_k = D_k T_k, still lower triangular with the same zero pattern and sign
+        constraints. Element (r, c) of T̃_k is s_r times that of T_k. The optimiser searches
+        on θ̃ (`mlteach.lmm.fit.optimize_theta`), so a random slope of x and of 1000·x give the
+        same search, and its start T̃ = I means every random effect moves y by about σ.
+        """
+        out = []
+        for b in self.blocks:
+            rms = np.sqrt(np.mean(b.Z ** 2, axis=0))
+            rms = np.where(rms > 0, rms, 1.0)
+            out.append(rms[b.lower_tri()[0]])
+        return np.concatenate(out)
+
+    def to_unit_scale(self, theta: np.ndarray) -> np.ndarray:
+        """θ ↦ θ̃ = s ⊙ θ (see `theta_scale`)."""
+        return np.asarray(theta, dtype=float) * self.theta_scale()
+
+    def from_unit_scale(self, theta_unit: np.ndarray) -> np.ndarray:
+        """θ̃ ↦ θ = θ̃ / s, the inverse of `to_unit_scale` (exact zeros stay zero)."""
+        return np.asarray(theta_unit, dtype=float) / self.theta_scale()
+
     def theta_names(self) -> list[str]:
         """lme4-style names: ``Subject.Intercept``, ``Subject.Days.Intercept``, ``Subject.Days``."""
         names = []
