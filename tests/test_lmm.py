@@ -260,6 +260,9 @@ def test_fast_path_equals_sparse_path(sleep, formula, reml):
     np.testing.assert_allclose(a.fixef, b.fixef, rtol=1e-6)
     np.testing.assert_allclose(a.ranef, b.ranef, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a.ranef_condvar, b.ranef_condvar, rtol=1e-5)
+    # the full per-level matrices too, including the covariance across '||' blocks
+    np.testing.assert_allclose(a.ranef_condcov, b.ranef_condcov, rtol=1e-5,
+                               atol=1e-7 * np.abs(a.ranef_condcov.to_numpy()).max())
 
 
 @settings(max_examples=10)
@@ -455,3 +458,30 @@ def test_several_factors_give_dicts():
     assert set(shares.index) == {"plate", "sample"} and shares.sum() < 1
     with pytest.raises(ValueError, match=r"several grouping factors"):
         r.get_ranef()
+
+
+def test_conditional_covariances_equal_the_dense_inverse():
+    """The sparse path's per-level blocks σ² T_f (A⁻¹)_jj T_f' (Schur complement, never the
+    full inverse) equal those of the dense inverse of A, for two crossed factors and a '||'
+    term whose blocks share a factor; the result's frame holds the same numbers."""
+    from mlteach.lmm.deviance import SparseDeviance, block_diag_T
+    rng = np.random.default_rng(5)
+    data = slope_data(5)
+    data["h"] = pd.Categorical(rng.integers(0, 4, len(data)).astype(str))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryFitWarning)
+        r = mlteach.lmm("y ~ x + (1 + x || g) + (1 | h)", data)
+    dev = SparseDeviance(r.design.X, r.design.y, r.structure)
+    theta = r.theta.to_numpy()
+    s2 = r.sigma ** 2
+    Ainv = np.linalg.inv(dev.A(theta).toarray())
+    Ts = r.structure.factors_T(theta)
+    positions = dev._factor_positions()
+    got = dev.condcov_factors(theta, s2)
+    for f, pos in positions.items():
+        Tf = block_diag_T([T for T, b in zip(Ts, r.structure.blocks) if b.factor == f])
+        want = np.stack([s2 * Tf @ Ainv[np.ix_(p, p)] @ Tf.T for p in pos])
+        np.testing.assert_allclose(got[f], want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+        frame = r.get_condcov(f).to_numpy().reshape(want.shape)
+        np.testing.assert_allclose(frame, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+    assert np.abs(got["g"][:, 0, 1]).max() > 0    # '||' blocks: conditionally correlated

@@ -175,6 +175,28 @@ def test_blups_and_conditional_variances(name):
                   scale=max(np.max(np.abs(values)), 1e-8 * ref["sigma"] ** 2), rtol=3 * tol)
 
 
+@pytest.mark.parametrize("name", [n for n, ref in RESULTS.items()
+                                  if any("full" in cv for cv in ref["condvar"].values())])
+def test_conditional_covariance_matrices(name):
+    """ranef_condcov against lme4's full condVar q × q block of every level (correlated terms):
+    same tolerance as the conditional variances; the diagonal is ranef_condvar exactly."""
+    r, ref = fit(name), RESULTS[name]
+    tol = rtol_for(name)
+    for g, cv in ref["condvar"].items():
+        if "full" not in cv:
+            continue
+        factor, reverse = our_factor(g, r)
+        levels = [":".join(reversed(lv.split(":"))) if reverse else lv for lv in cv["levels"]]
+        cols = [our_term(c) for c in cv["columns"]]
+        cc = r.get_condcov(factor)
+        assert cc.index.names == [factor, "term"] and list(cc.columns) == r.re_terms[factor]
+        ours = np.stack([cc.loc[lv].loc[cols, cols].to_numpy() for lv in levels])
+        theirs = np.array(cv["full"], dtype=float)
+        close(ours, theirs, scale=np.max(np.abs(theirs)), rtol=3 * tol)
+        np.testing.assert_array_equal(np.stack([np.diag(m) for m in ours]),
+                                      r.get_condvar(factor).loc[levels, cols].to_numpy())
+
+
 def our_theta(name: str, r) -> np.ndarray:
     """lme4's θ̂ reordered and renamed to our θ (lme4 orders factors by number of levels)."""
     theirs = {}
@@ -220,6 +242,10 @@ def test_quantities_at_lme4_theta(name, method):
             r_col = [c for c in ref["condvar"][g]["diag"] if our_term(c) == col][0]
             close(cv[order, k, k], ref["condvar"][g]["diag"][r_col], rtol=1e-7,
                   scale=max(np.max(ref["condvar"][g]["diag"][r_col]), 1e-12))
+        if "full" in ref["condvar"][g]:
+            perm = [cols.index(c) for c in block.columns]
+            theirs = np.array(ref["condvar"][g]["full"])[:, perm][:, :, perm]
+            close(cv[order], theirs, scale=np.max(np.abs(theirs)), rtol=1e-7)
 
 
 def test_nested_shorthand_equals_explicit_nesting():

@@ -17,7 +17,7 @@ from formulaic import Formula
 
 from mlteach.design import Design, assert_full_rank, fixed_design, formula_variables
 from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError
-from mlteach.lmm.deviance import SparseDeviance, sigma2_hat
+from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
 from mlteach.lmm.optimize import Optimum, minimize_deviance
 from mlteach.lmm.result import LMMResult
@@ -229,10 +229,11 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
     cov_blocks = [s2 * T @ T.T for T in Ts]
     converged = check_fit(opt, structure)
     b_blocks = dev.ranef_blocks(theta, pls)
-    cv_blocks = dev.condvar_blocks(theta, s2)
+    condcov_arrays = dev.condcov_factors(theta, s2)
+    cv_blocks = split_factor_blocks(structure, condcov_arrays)
 
     factors = structure.factors
-    cov_re, ranef, condvar, re_terms, ngroups = {}, {}, {}, {}, {}
+    cov_re, ranef, condvar, condcov, re_terms, ngroups = {}, {}, {}, {}, {}, {}
     for g in factors:
         blocks = [i for i, b in enumerate(structure.blocks) if b.factor == g]
         cols = [c for i in blocks for c in structure.blocks[i].columns]
@@ -251,6 +252,10 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
         condvar[g] = pd.DataFrame(
             np.column_stack([np.diagonal(cv_blocks[i], axis1=1, axis2=2) for i in blocks]),
             index=index, columns=cols)
+        G = len(levels)
+        condcov[g] = pd.DataFrame(
+            condcov_arrays[g].reshape(G * q, q), columns=cols,
+            index=pd.MultiIndex.from_product([index, cols], names=[g, "term"]))
         re_terms[g] = cols
         ngroups[g] = len(levels)
 
@@ -272,6 +277,7 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
         theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
         loglik=-0.5 * opt.value,
         cov_re=pick(cov_re), ranef=pick(ranef), ranef_condvar=pick(condvar),
+        ranef_condcov=pick(condcov),
         singular=singular, converged=converged, nobs=n, ngroups=ngroups,
         n_params=p + len(theta) + 1, response=design.response, group_names=tuple(factors),
         re_terms=re_terms, data_index=design.index,

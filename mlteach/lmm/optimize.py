@@ -208,9 +208,10 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
     Hessians are finite differences of f (`fd_derivatives`).
 
     A search that ends on the boundary (some diagonal element of T_k at 0) is repeated from
-    smaller and larger starting values and from each of `restarts`, keeping the best end point. On the boundary θ_i = 0 the
-    deviance depends on θ_i only through θ_i², so its slope there is zero whether or not moving
-    inside would help: a quasi-Newton step that lands on the bound can stop at such a saddle.
+    smaller and larger starting values and from each of `restarts`, keeping the best end
+    point. On the boundary θ_i = 0 the deviance depends on θ_i only through θ_i², so its slope
+    there is zero whether or not moving inside would help: a quasi-Newton step that lands on
+    the bound can stop at such a saddle.
     """
     if fg is None:
         def derivatives(x):

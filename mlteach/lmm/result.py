@@ -35,6 +35,12 @@ class LMMResult:
         column per random term; a dict keyed by grouping factor when there are several.
     ranef_condvar : conditional variances of b given y at the estimates (the diagonal of
         lme4's ``condVar``), same shape as `ranef`.
+    ranef_condcov : the full conditional covariance matrix of each level's random effects
+        given y (lme4's ``condVar`` array, one q × q block per level): rows indexed by
+        (level, term), columns by term, so ``ranef_condcov.loc["308"]`` is level 308's
+        matrix. Terms of one factor in separate ``||`` blocks keep their conditional
+        covariance (lme4 reports only the diagonal blocks); a dict keyed by grouping factor
+        when there are several. For prediction intervals: Var(z'b_j | y) = z' C_j z.
     singular : a variance at zero or a correlation at ±1, as lme4's ``isSingular(tol = 1e-4)``:
         some diagonal element of a T_k is below 1e-4, with T_k for random-effect columns
         scaled to root mean square 1 (the same as lme4 for intercepts; for slopes the verdict
@@ -59,6 +65,7 @@ class LMMResult:
     cov_re: Frames
     ranef: Frames
     ranef_condvar: Frames
+    ranef_condcov: Frames
     singular: bool
     converged: bool
     nobs: int
@@ -96,6 +103,11 @@ class LMMResult:
     def get_condvar(self, factor: str | None = None) -> pd.DataFrame:
         """Conditional variances of one grouping factor's random effects."""
         return self._one(self.ranef_condvar, factor)
+
+    def get_condcov(self, factor: str | None = None) -> pd.DataFrame:
+        """Conditional covariance matrices of one grouping factor's random effects, rows
+        (level, term), columns term."""
+        return self._one(self.ranef_condcov, factor)
 
     def get_cov_re(self, factor: str | None = None) -> pd.DataFrame:
         """Covariance matrix of one grouping factor's random effects."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlteach.lmm.deviance import PLS, profiled_deviance, schur_solution
+from mlteach.lmm.deviance import PLS, profiled_deviance, schur_solution, split_factor_blocks
 from mlteach.lmm.structure import ReStructure
 
 
@@ -229,16 +229,20 @@ class SingleFactorDeviance:
         b = pls.u.reshape(self.G, self.q) @ self.T(theta).T
         return [b[:, lo:hi] for lo, hi in zip(self._offsets[:-1], self._offsets[1:])]
 
-    def condvar_blocks(self, theta: np.ndarray, sigma2: float) -> list[np.ndarray]:
-        """Per block, the (G, q_k, q_k) conditional covariances σ² T A_j⁻¹ T' (lme4's condVar).
-
-        With S_j = L_j⁻¹T', T A_j⁻¹ T' = S_j'S_j.
+    def condcov_factors(self, theta: np.ndarray, sigma2: float) -> dict[str, np.ndarray]:
+        """The (G, q, q) conditional covariances σ² T A_j⁻¹ T' of each group's random effects
+        (lme4's ``condVar``; all terms of the one factor, across ``||`` blocks too), keyed by
+        the factor. With S_j = L_j⁻¹T', T A_j⁻¹ T' = S_j'S_j.
         """
         T = self.T(theta)
         L = batched_cholesky(self.A(theta))
         S = forward_solve(L, np.repeat(T.T[:, None, :], self.G, axis=1))  # (q, G, q)
-        V = sigma2 * np.einsum("kga,kgb->gab", S, S)
-        return [V[:, lo:hi, lo:hi] for lo, hi in zip(self._offsets[:-1], self._offsets[1:])]
+        return {self.structure.factors[0]: sigma2 * np.einsum("kga,kgb->gab", S, S)}
+
+    def condvar_blocks(self, theta: np.ndarray, sigma2: float) -> list[np.ndarray]:
+        """Per block, the (G, q_k, q_k) conditional covariances: the diagonal sub-blocks of
+        `condcov_factors`."""
+        return split_factor_blocks(self.structure, self.condcov_factors(theta, sigma2))
 
 
 __all__ = ["SingleFactorDeviance", "group_crossproducts", "batched_cholesky"]
