@@ -429,6 +429,21 @@ def test_summary_labels_variances_and_sds(rs):
     assert {"estimate", "std.err", "t"} <= set(frame.columns)
 
 
+def test_text_repr_is_the_summary(rs):
+    """repr() (what a notebook shows as text/plain) is the summary, not a dump of every array."""
+    crossed = mlteach.lmm("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                          mlteach.load("penicillin"))
+    for r in (rs, crossed):
+        text = repr(r)
+        assert text == str(r) == str(r.summary())
+        assert text.startswith("Linear mixed model")
+        assert f"Formula                  {r.formula}" in text
+        assert "array(" not in text and "LMMResult(" not in text and "Design(" not in text
+        assert len(text.splitlines()) < 40
+    assert "Groups: plate            24" in repr(crossed) and "sample" in repr(crossed)
+    assert "Log-likelihood (REML)    -871.8141" in repr(rs)
+
+
 def test_predict_new_group_gets_population_line(rs):
     new = pd.DataFrame({"Days": [0.0, 5.0, 5.0], "Subject": ["308", "308", "new subject"]})
     pred = rs.predict(new)

@@ -244,6 +244,11 @@ class LMMResult:
     def __str__(self) -> str:
         return str(self.summary())
 
+    def __repr__(self) -> str:
+        # The dataclass default would print every field, fitted values and design included
+        # (thousands of characters); a notebook showing the result as text gets the summary.
+        return str(self.summary())
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 
