@@ -48,6 +48,29 @@ def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = No
     return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
 
 
+class CoefficientTable:
+    """Mixin for results with `params`, `bse` and `df_inference` (None for normal inference).
+
+    Gives every least-squares result the same t statistics, p-values, intervals and table.
+    """
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return self.params / self.bse
+
+    @property
+    def pvalues(self) -> pd.Series:
+        return self.to_frame().iloc[:, 3]
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals estimate ± q·SE (t quantiles with `df_inference` df; normal if None)."""
+        return confidence_interval(self.params, self.bse, self.df_inference, level)
+
+    def to_frame(self, level: float = 0.95) -> pd.DataFrame:
+        """The coefficient table (estimate, SE, t or z, p-value, interval) indexed by term."""
+        return coef_table(self.params, self.bse, self.df_inference, level)
+
+
 def _fmt(value) -> str:
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):

@@ -20,13 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from mlteach._tables import Summary, coef_table, confidence_interval
+from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_grouping, fixed_design
 
 
 @dataclass(frozen=True)
-class OLSResult:
-    """A fitted classical linear model. Every attribute is set when it is returned."""
+class OLSResult(CoefficientTable):
+    """A fitted classical linear model. Every attribute is set when it is returned.
+
+    t statistics, p-values and intervals use t(n − p), or t(G − 1) with cluster-robust errors.
+    """
 
     params: pd.Series
     bse: pd.Series
@@ -44,24 +47,8 @@ class OLSResult:
     design: Design = field(repr=False)
 
     @property
-    def tvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def pvalues(self) -> pd.Series:
-        return self.to_frame()["P>|t|"]
-
-    @property
     def rsquared_adj(self) -> float:
         return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
-
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals with t quantiles (n − p df; G − 1 df for cluster-robust errors)."""
-        return confidence_interval(self.params, self.bse, self.df_inference, level)
-
-    def to_frame(self, level: float = 0.95) -> pd.DataFrame:
-        """The coefficient table as a DataFrame indexed by term."""
-        return coef_table(self.params, self.bse, self.df_inference, level)
 
     def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
         """Fitted values for the estimation data, or predictions for `newdata`."""

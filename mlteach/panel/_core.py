@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
-from mlteach._tables import Summary, coef_table, confidence_interval
+from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import DroppedTermWarning, GroupingError, RankDeficientError
 
@@ -294,7 +294,7 @@ def assert_enough_rows(n: int, p: int, what: str) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PanelResult:
+class PanelResult(CoefficientTable):
     """A fitted panel regression. Every attribute is set when it is returned.
 
     Attributes
@@ -346,25 +346,9 @@ class PanelResult:
     prediction_basis: "PredictionBasis | None" = field(default=None, repr=False, compare=False)
 
     @property
-    def tvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def pvalues(self) -> pd.Series:
-        return self.to_frame().iloc[:, 3]
-
-    @property
     def rsquared_adj(self) -> float:
         """1 − (1 − R²)(n − 1)/df_resid, as plm's ``r.squared(dfcor=TRUE)``."""
         return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
-
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals estimate ± q·SE (t quantiles with `df_inference` df; normal if None)."""
-        return confidence_interval(self.params, self.bse, self.df_inference, level)
-
-    def to_frame(self, level: float = 0.95) -> pd.DataFrame:
-        """The coefficient table (estimate, SE, t or z, p-value, interval) indexed by term."""
-        return coef_table(self.params, self.bse, self.df_inference, level)
 
     def wald(self, terms: Sequence[str] | None = None) -> "WaldTest":
         """Joint Wald test that the coefficients of `terms` (default: all but Intercept) are 0.
