@@ -1,5 +1,5 @@
-## Shared helpers for the reference scripts (sourced by lme4_lmm.R, plm_panel.R,
-## lme4_glmm.R).  Run the scripts from the repository root.
+## Shared helpers for the reference scripts (sourced by every script here).
+## Run the scripts from the repository root.
 suppressPackageStartupMessages({
   library(jsonlite)
 })
@@ -110,6 +110,96 @@ dict <- function(v) { v <- v[]; if (length(v) == 0) return(setNames(list(), char
 rows <- function(m) { m <- as.matrix(m); lapply(seq_len(nrow(m)), function(i) I(unname(as.numeric(m[i, ])))) }
 ## matrix with names -> list(names = ..., matrix = rows)
 named_matrix <- function(m) { m <- as.matrix(m); list(names = I(rownames(m)), colnames = I(colnames(m)), matrix = rows(m)) }
+## covariance matrix -> list(names = column names, matrix = rows)
+vmat <- function(V) list(names = I(colnames(V)), matrix = rows(V))
+
+## ------------------------------------------------- lme4 fits (lmer, glmer) ----
+## ranef(m) -> per factor: levels, columns and the conditional modes row by row
+ranef_list <- function(re) lapply(re, function(r) list(levels = I(rownames(r)), columns = I(colnames(r)),
+                                                       values = rows(as.matrix(r))))
+## m@optinfo -> optimizer, convergence codes and messages, evaluations
+optinfo_list <- function(opt, optimizer_warnings = TRUE) {
+  out <- list(optimizer = opt$optimizer, conv_opt = opt$conv$opt,
+              conv_lme4_messages = I(as.character(unlist(opt$conv$lme4$messages))),
+              feval = opt$feval, message = opt$message,
+              optimizer_warnings = I(as.character(unlist(opt$warnings))))
+  if (!optimizer_warnings) out$optimizer_warnings <- NULL
+  out
+}
+
+## Conditional variances of one factor's random effects (ranef(m, condVar = TRUE)[[g]]):
+## the diagonal per term and, for k > 1 terms in one block, the full k x k matrix per level.
+condvar_block <- function(re) {
+  pv <- attr(re, "postVar")
+  lev <- rownames(re); cols <- colnames(re)
+  if (is.list(pv)) {
+    ## several terms for the same factor in separate blocks (e.g. ||):
+    ## one k x k array per term block; lme4 reports no cross-block covariance.
+    diag_by_term <- list()
+    for (b in names(pv)) { a <- pv[[b]]; diag_by_term[[b]] <- I(a[1, 1, ]) }
+    list(levels = I(lev), columns = I(cols), blocked = TRUE,
+         block_terms = I(names(pv)),
+         diag = diag_by_term)
+  } else {
+    k <- dim(pv)[1]
+    out <- list(levels = I(lev), columns = I(cols), blocked = FALSE,
+                diag = setNames(lapply(seq_len(k), function(j) I(pv[j, j, ])), cols))
+    if (k > 1) out$full <- lapply(seq_len(dim(pv)[3]), function(i) rows(pv[, , i]))
+    out
+  }
+}
+
+## VarCorr(m) -> per factor: terms, covariance, SDs and correlations; plus the residual SD
+varcorr_list <- function(m) {
+  vc <- VarCorr(m)
+  out <- lapply(names(vc), function(g) {
+    v <- vc[[g]]
+    list(terms = I(colnames(v)), cov = rows(v), sds = I(unname(attr(v, "stddev"))),
+         corr = rows(if (is.null(attr(v, "correlation"))) diag(1) else attr(v, "correlation")))
+  })
+  names(out) <- names(vc)
+  out$Residual <- list(sd = sigma(m), var = sigma(m)^2)
+  out
+}
+
+## Everything the Python tests compare for one lmer fit `m` (fit: capture_fit's list).
+## with_fitted adds fitted(m); diagnostics adds the profiled ML deviance at theta, devcomp$cmp
+## and the optimizer's own warnings (lme4_lmm.R keeps them, lme4_lmm_scale.R does not).
+extract_lmm <- function(m, fit, with_fitted = FALSE, diagnostics = TRUE) {
+  ll <- logLik(m)
+  V <- as.matrix(vcov(m))
+  re <- ranef(m, condVar = TRUE)
+  reml <- isREML(m)
+  out <- list(
+    fixef = dict(fixef(m)),
+    se = dict(sqrt(diag(V))),
+    vcov = vmat(V),
+    sigma = sigma(m),
+    loglik = as.numeric(ll),
+    loglik_is_reml = reml,
+    deviance = if (!reml) deviance(m) else NULL,
+    REMLcrit = if (reml) REMLcrit(m) else NULL,
+    ## profiled ML deviance (-2 ML log-likelihood, beta and sigma profiled out)
+    ## at this fit's theta; for ML fits this equals deviance.
+    ml_deviance_at_theta = deviance(m, REML = FALSE),
+    AIC = AIC(m), BIC = BIC(m),
+    df = attr(ll, "df"),
+    nobs = nobs(m),
+    ngrps = as.list(ngrps(m)),
+    theta = dict(getME(m, "theta")),
+    varcorr = varcorr_list(m),
+    ranef = ranef_list(re),
+    condvar = lapply(re, condvar_block),
+    devcomp_cmp = as.list(getME(m, "devcomp")$cmp),
+    fitted = I(unname(fitted(m))),
+    isSingular = isSingular(m),
+    warnings = I(fit$warnings),
+    messages = I(fit$messages),
+    optinfo = optinfo_list(m@optinfo, optimizer_warnings = diagnostics))
+  if (!with_fitted) out$fitted <- NULL
+  if (!diagnostics) { out$ml_deviance_at_theta <- NULL; out$devcomp_cmp <- NULL }
+  out
+}
 
 software_block <- function() {
   pv <- function(p) tryCatch(as.character(packageVersion(p)), error = function(e) NA_character_)

@@ -15,7 +15,8 @@
 ##     data its optimizers from its default start stop short, by up to 3 log-likelihood units);
 ##   * `best`:     the full extraction of the candidate with the highest logLik *on the
 ##     badly scaled data* (the rescaled refit itself is checked against it, not chosen).
-## The extractor is that of lme4_lmm.R (copied, so this script runs on its own).
+## The extractor is common.R's extract_lmm (as in lme4_lmm.R), with fitted values and without
+## lme4_lmm.R's deviance, devcomp and optimizer-warning diagnostics.
 source(file.path("tests", "reference", "common.R"))
 suppressPackageStartupMessages(library(lme4))
 
@@ -23,54 +24,6 @@ sink(file.path(OUT_DIR, "lme4_lmm_scale.Rout.txt"), split = TRUE)
 on.exit(sink(), add = TRUE)
 banner("lme4_lmm_scale.R  --  ", format(Sys.time()))
 print(sessionInfo())
-
-## ------------------------------------------------------------ extractor ----
-## (as in lme4_lmm.R)
-condvar_block <- function(re) {
-  pv <- attr(re, "postVar")
-  lev <- rownames(re); cols <- colnames(re)
-  k <- dim(pv)[1]
-  out <- list(levels = I(lev), columns = I(cols), blocked = FALSE,
-              diag = setNames(lapply(seq_len(k), function(j) I(pv[j, j, ])), cols))
-  if (k > 1) out$full <- lapply(seq_len(dim(pv)[3]), function(i) rows(pv[, , i]))
-  out
-}
-varcorr_list <- function(m) {
-  vc <- VarCorr(m)
-  out <- lapply(names(vc), function(g) {
-    v <- vc[[g]]
-    list(terms = I(colnames(v)), cov = rows(v), sds = I(unname(attr(v, "stddev"))),
-         corr = rows(if (is.null(attr(v, "correlation"))) diag(1) else attr(v, "correlation")))
-  })
-  names(out) <- names(vc)
-  out$Residual <- list(sd = sigma(m), var = sigma(m)^2)
-  out
-}
-extract_lmm <- function(m, fit) {
-  ll <- logLik(m)
-  V <- as.matrix(vcov(m))
-  re <- ranef(m, condVar = TRUE)
-  opt <- m@optinfo
-  reml <- isREML(m)
-  list(
-    fixef = dict(fixef(m)), se = dict(sqrt(diag(V))),
-    vcov = list(names = I(colnames(V)), matrix = rows(V)),
-    sigma = sigma(m), loglik = as.numeric(ll), loglik_is_reml = reml,
-    deviance = if (!reml) deviance(m) else NULL,
-    REMLcrit = if (reml) REMLcrit(m) else NULL,
-    AIC = AIC(m), BIC = BIC(m), df = attr(ll, "df"), nobs = nobs(m),
-    ngrps = as.list(ngrps(m)), theta = dict(getME(m, "theta")),
-    varcorr = varcorr_list(m),
-    ranef = lapply(re, function(r) list(levels = I(rownames(r)), columns = I(colnames(r)),
-                                        values = rows(as.matrix(r)))),
-    condvar = lapply(re, condvar_block),
-    fitted = I(unname(fitted(m))),
-    isSingular = isSingular(m),
-    warnings = I(fit$warnings), messages = I(fit$messages),
-    optinfo = list(optimizer = opt$optimizer, conv_opt = opt$conv$opt,
-                   conv_lme4_messages = I(as.character(unlist(opt$conv$lme4$messages))),
-                   feval = opt$feval, message = opt$message))
-}
 
 ## ---------------------------------------------------------------- cases ----
 specs <- list(
@@ -142,8 +95,9 @@ for (nm in names(specs)) {
     cat("logLik mapped back to the badly scaled data: "); print(well_ll_mapped, digits = 15)
     cases[[cname]] <- list(
       data = sp$data, formula = sp$formula, reml = reml, derived = sp$derived,
-      default = extract_lmm(default$value, default),
-      best = extract_lmm(fits[[best_name]]$value, fits[[best_name]]),
+      default = extract_lmm(default$value, default, with_fitted = TRUE, diagnostics = FALSE),
+      best = extract_lmm(fits[[best_name]]$value, fits[[best_name]], with_fitted = TRUE,
+                         diagnostics = FALSE),
       best_optimizer = best_name,
       candidates = lapply(fits, function(f) list(
         loglik = as.numeric(logLik(f$value)), theta = dict(getME(f$value, "theta")),

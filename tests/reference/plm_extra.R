@@ -23,7 +23,6 @@ gu <- grunfeld[(grunfeld$firm * 7 + grunfeld$year) %% 5 != 0, ]
 rownames(gu) <- NULL
 fm <- inv ~ value + capital
 
-vmat <- function(V) list(names = I(colnames(V)), matrix = rows(V))
 fit_entry <- function(m) {
   V <- as.matrix(vcov(m))
   s <- summary(m)

@@ -40,7 +40,6 @@ model_specs <- list(
 )
 
 ## ------------------------------------------------------------ helpers ----
-vmat <- function(V) list(names = I(colnames(V)), matrix = rows(V))
 try_vcov <- function(m, type) {
   r <- tryCatch(capture_fit(vcovHC(m, method = "arellano", type = type)),
                 error = function(e) list(error = conditionMessage(e)))
