@@ -24,11 +24,6 @@ from mlteach.lmm.formula import RandomTerm, parse_mixed_formula
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return mlteach.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
 def rs(sleep):
     return mlteach.lmm("Reaction ~ Days + (Days | Subject)", sleep)
 

@@ -21,11 +21,6 @@ UNCORR = "Reaction ~ Days + (Days || Subject)"
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return mlteach.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
 def fits(sleep):
     out = {}
     for name, formula in (("ri", RI), ("rs", RS), ("uncorr", UNCORR)):

@@ -15,11 +15,6 @@ from mlteach.errors import (BoundaryFitWarning, DroppedTermWarning, GroupingErro
 F = "inv ~ value + capital"
 
 
-@pytest.fixture
-def grunfeld():
-    return mlteach.load("grunfeld")
-
-
 @pytest.mark.parametrize("fit", [
     lambda d: P.within(F, d, group="firm"),
     lambda d: P.between(F, d, group="firm"),

@@ -152,11 +152,6 @@ def test_lsdv_result_has_group_effects():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def grunfeld():
-    return mlteach.load("grunfeld")
-
-
 def _xb(fit, data, terms=("value", "capital")):
     return data[list(terms)].to_numpy() @ fit.params[list(terms)].to_numpy()
 

@@ -28,19 +28,8 @@ def no_show_and_close(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return mlteach.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
 def rs_fit(sleep):
     return lmm("Reaction ~ Days + (Days | Subject)", sleep)
-
-
-@pytest.fixture(scope="module")
-def unbalanced(sleep):
-    codes = sleep["Subject"].cat.codes
-    return sleep[sleep["Days"] < 3 + codes % 8].reset_index(drop=True)
 
 
 def _legend_texts(ax):
@@ -167,11 +156,6 @@ def test_spaghetti_bad_input(sleep):
 
 
 # ------------------------------------------------------------------------ readable layout
-
-
-@pytest.fixture(scope="module")
-def hsb():
-    return mlteach.load("hsb82")
 
 
 def _overlap(a, b):

@@ -20,18 +20,6 @@ from mlteach.lmm import lmm
 from mlteach.pooling import no_pooling, shrinkage_factor, shrinkage_table
 
 
-@pytest.fixture(scope="module")
-def sleep():
-    return mlteach.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
-def unbalanced(sleep):
-    """sleepstudy with subject k keeping its first 3 + (k mod 8) days: sizes 3 to 10."""
-    codes = sleep["Subject"].cat.codes
-    return sleep[sleep["Days"] < 3 + codes % 8].reset_index(drop=True)
-
-
 # ------------------------------------------------------------------------ no pooling
 
 
