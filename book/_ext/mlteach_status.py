@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
+
+# A table cell holding only pandas' "nan" (a comparison that was not run).
+_NAN_CELL = re.compile(r"\|\s*nan\s*(?=\|)")
 
 PACKAGES = ["mlteach", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "formulaic",
             "matplotlib", "jupyter-book", "sphinx", "myst-nb", "nbval", "pytest", "hypothesis"]
@@ -49,14 +53,21 @@ class StatusDirective(SphinxDirective):
                   "| package | version |", "| --- | --- |"]
         lines += [f"| {p} | {_version(p)} |" for p in PACKAGES]
         results = sorted((root / "benchmarks" / "results").glob("*.md"))
-        lines += ["", "## Benchmarks", ""]
+        lines += ["", "## Benchmarks", "",
+                  "Seconds per fit (columns ending in `s` or `_s`) on the machine and date given "
+                  "under each table; ratios are the other package's time over mlteach's. A dash "
+                  "marks a comparison that was not run for that case (the other package has no "
+                  "such method, or the case was too large for it).", ""]
         if not results:
             lines.append("No benchmark results yet: run `make bench`.")
         for path in results:
             self.env.note_dependency(str(path))
             text = path.read_text().splitlines()
             title = text[0].lstrip("# ").strip() if text else path.stem
-            lines += [f"### {title}", ""] + text[1:] + [""]
+            # pandas writes a missing value as "nan"; a reader should see a dash, not a float.
+            body = [_NAN_CELL.sub("| — ", row) if row.startswith("|") else row
+                    for row in text[1:]]
+            lines += [f"### {title}", ""] + body + [""]
         container = nodes.container()
         self.state.nested_parse(StringList(lines, source=str(timings_file)), self.content_offset,
                                 container)
