@@ -55,11 +55,18 @@ class CoefficientTable:
     """
 
     @property
+    def fixef(self) -> pd.Series:
+        """Alias of `params`, the name mlteach.lmm and mlteach.glmm results (and lme4) use."""
+        return self.params
+
+    @property
     def tvalues(self) -> pd.Series:
+        """t (or z) statistics estimate / SE by term."""
         return self.params / self.bse
 
     @property
     def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the t (or z) statistics by term."""
         return self.to_frame().iloc[:, 3]
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:

@@ -267,6 +267,11 @@ class LRTResult:
     models: pd.DataFrame
     n_added_fixed: int = 0
 
+    @property
+    def pvalue(self) -> float:
+        """Alias of `p_value`, the name mlteach.panel's tests (hausman, mundlak_test) use."""
+        return self.p_value
+
     def to_frame(self) -> pd.DataFrame:
         """The comparison table, one row per model, with Chisq, Df and both p-values."""
         out = self.models.copy()

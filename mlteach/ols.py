@@ -68,6 +68,10 @@ class OLSResult(CoefficientTable):
     def __str__(self) -> str:
         return str(self.summary())
 
+    # The plain-text display in a console or notebook is the summary, not a dump of every field
+    # (residuals, fitted values and the design included), as for the other results.
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 

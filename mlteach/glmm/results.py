@@ -72,7 +72,7 @@ class GLMMResult:
     # ------------------------------------------------------------------ numbers
     @property
     def params(self) -> pd.Series:
-        """Alias of `fixef`, as in statsmodels."""
+        """Alias of `fixef`, the name mlteach.ols and mlteach.panel results (and statsmodels) use."""
         return self.fixef
 
     @property

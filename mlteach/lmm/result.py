@@ -113,6 +113,11 @@ class LMMResult:
         """Covariance matrix of one grouping factor's random effects."""
         return self._one(self.cov_re, factor)
 
+    @property
+    def params(self) -> pd.Series:
+        """Alias of `fixef`, the name mlteach.ols and mlteach.panel results (and statsmodels) use."""
+        return self.fixef
+
     # ---------------------------------------------------------------- likelihood summaries
     @property
     def deviance(self) -> float:
@@ -244,10 +249,9 @@ class LMMResult:
     def __str__(self) -> str:
         return str(self.summary())
 
-    def __repr__(self) -> str:
-        # The dataclass default would print every field, fitted values and design included
-        # (thousands of characters); a notebook showing the result as text gets the summary.
-        return str(self.summary())
+    # The dataclass default would print every field, fitted values and design included
+    # (thousands of characters); a notebook showing the result as text gets the summary.
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

@@ -100,9 +100,10 @@ def _breakable(text: object) -> str:
     return re.sub(r"([:_\[.,/])", r"\1<wbr>", html.escape(str(text)))
 
 
-def _coefficients(fit: Any) -> pd.Series:
-    """β̂ by term: `params` (ols, panel) or `fixef` (mlteach.lmm, mlteach.glmm)."""
-    return fit.params if hasattr(fit, "params") else fit.fixef
+def _coefficients(fit: Any) -> pd.Series | None:
+    """β̂ by term: `params` (every mlteach result has it, and `fixef` as its alias), else
+    `fixef` for other objects that have only that name; None if neither."""
+    return getattr(fit, "params", getattr(fit, "fixef", None))
 
 
 def _groups(fit: Any) -> object:
@@ -143,7 +144,7 @@ def _facts(fit: Any) -> dict:
 
 
 def _check_fit(i: int, fit: Any) -> None:
-    coef = getattr(fit, "params", getattr(fit, "fixef", None))
+    coef = _coefficients(fit)
     if not (isinstance(coef, pd.Series) and isinstance(getattr(fit, "bse", None), pd.Series)):
         raise TypeError(f"Argument {i + 1} of compare() is a {type(fit).__name__}, not a fitted "
                         f"model: compare() needs coefficients (`params` or `fixef`) and "

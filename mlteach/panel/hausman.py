@@ -57,7 +57,13 @@ class TestResult:
     notes: tuple[str, ...] = ()
 
     @property
+    def p_value(self) -> float:
+        """Alias of `pvalue`, the name `mlteach.lrt`'s result uses."""
+        return self.pvalue
+
+    @property
     def distribution(self) -> str:
+        """The statistic's distribution under H0, e.g. ``chi2(2)`` or ``F(2, 187)``."""
         return f"chi2({self.df})" if self.df_denom is None else f"F({self.df}, {self.df_denom})"
 
     def summary(self) -> Summary:
