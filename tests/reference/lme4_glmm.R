@@ -108,7 +108,7 @@ extract_glmm <- function(m, fit, control_name) {
     nAGQ = nagq,
     fixef = dict(fixef(m)),
     se = dict(sqrt(diag(V))),
-    vcov = list(names = I(colnames(V)), matrix = rows(V)),
+    vcov = vmat(V),
     se_rx = dict(sqrt(diag(Vrx))),
     sd = setNames(lapply(names(vc), function(g) as.numeric(attr(vc[[g]], "stddev"))), names(vc)),
     theta = dict(getME(m, "theta")),
@@ -120,17 +120,13 @@ extract_glmm <- function(m, fit, control_name) {
     minus2loglik = -2 * as.numeric(ll),
     AIC = AIC(m), BIC = BIC(m), df = attr(ll, "df"),
     nobs = nobs(m), ngrps = as.list(ngrps(m)),
-    ranef = lapply(re, function(r) list(levels = I(rownames(r)), columns = I(colnames(r)),
-                                        values = rows(as.matrix(r)))),
+    ranef = ranef_list(re),
     condvar = lapply(re, function(r) { pv <- attr(r, "postVar")
       list(levels = I(rownames(r)), columns = I(colnames(r)),
            diag = setNames(lapply(seq_len(dim(pv)[1]), function(j) I(pv[j, j, ])), colnames(r))) }),
     isSingular = isSingular(m),
     warnings = I(fit$warnings), messages = I(fit$messages),
-    optinfo = list(optimizer = opt$optimizer, conv_opt = opt$conv$opt,
-                   conv_lme4_messages = I(as.character(unlist(opt$conv$lme4$messages))),
-                   feval = opt$feval, message = opt$message,
-                   optimizer_warnings = I(as.character(unlist(opt$warnings))))
+    optinfo = optinfo_list(opt)
   )
 }
 
@@ -218,7 +214,7 @@ pql_fit <- function(fixed, random, data, weights = NULL, label) {
   re <- ranef(m)
   list(call = paste(deparse(m$call), collapse = " "),
        fixef = dict(fixef(m)), se = dict(tt[, "Std.Error"]), df = dict(tt[, "DF"]),
-       tvalue = dict(tt[, "t-value"]), vcov = list(names = I(colnames(vcov(m))), matrix = rows(vcov(m))),
+       tvalue = dict(tt[, "t-value"]), vcov = vmat(vcov(m)),
        ## full precision from getVarCov (VarCorr() returns rounded text)
        sd_intercept = sqrt(as.numeric(getVarCov(m)[1, 1])),
        var_intercept = as.numeric(getVarCov(m)[1, 1]),
