@@ -365,21 +365,17 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
                c=[colours[c] for c in groups.codes] if few else MUTED,
                label=None if few else "observations")
     formula = f"{_formula_name(y)} ~ {_formula_name(x)}"
-    if kind == "fitted":
-        fitted = np.asarray(fit.predict(rows, include_random=True), dtype=float)
-        what = "mixed-model predictions"
+    if kind in ("fitted", "observed"):
+        if kind == "fitted":
+            values = np.asarray(fit.predict(rows, include_random=True), dtype=float)
+            what = "mixed-model predictions"
+        else:
+            values, what = ys, "observed trajectories"
         lines = []
-        for j in range(groups.n_groups):
+        for j in range(groups.n_groups):  # each group's points joined in order of x
             sel = groups.codes == j
             order = np.argsort(xs[sel], kind="stable")
-            lines.append((xs[sel][order], fitted[sel][order]))
-    elif kind == "observed":
-        what = "observed trajectories"
-        lines = []
-        for j in range(groups.n_groups):
-            sel = groups.codes == j
-            order = np.argsort(xs[sel], kind="stable")
-            lines.append((xs[sel][order], ys[sel][order]))
+            lines.append((xs[sel][order], values[sel][order]))
     else:
         per_group = no_pooling(formula, rows, group)
         slope_term = [c for c in per_group.columns if c not in ("Intercept", "n")
