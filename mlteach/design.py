@@ -273,6 +273,10 @@ class GroupIndex:
 
     @classmethod
     def from_data(cls, data: pd.DataFrame, by: str | Sequence[str]) -> "GroupIndex":
+        """Index the rows of `data` by the column `by` (several columns: their interaction).
+
+        Missing group values are an error naming the first such row.
+        """
         cols = [by] if isinstance(by, str) else list(by)
         check_columns(data, cols, "grouping variable")
         for c in cols:

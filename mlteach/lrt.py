@@ -282,6 +282,8 @@ class LRTResult:
         return out
 
     def summary(self) -> Summary:
+        """H0 and H1, the statistic, its reference distribution, both p-values and the
+        models' table."""
         facts: list[tuple[str, object]] = [
             ("H0", self.h0),
             ("H1", self.h1),

@@ -48,6 +48,7 @@ class OLSResult(CoefficientTable):
 
     @property
     def rsquared_adj(self) -> float:
+        """Adjusted R², 1 − (1 − R²)(n − 1)/(n − p)."""
         return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
 
     def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
@@ -58,6 +59,7 @@ class OLSResult(CoefficientTable):
         return pd.Series(X @ self.params.to_numpy(), index=newdata.index, name="predicted")
 
     def summary(self) -> Summary:
+        """Formula, rows, kind of standard errors, σ̂, R² and the coefficient table."""
         se_kind = ("classical (i.i.d. errors)" if self.cov_type == "classical"
                    else f"cluster-robust CR1, {self.n_clusters} clusters, t({self.df_inference})")
         facts = [("Formula", self.formula), ("Observations", self.nobs),

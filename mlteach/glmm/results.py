@@ -87,10 +87,12 @@ class GLMMResult:
 
     @property
     def aic(self) -> float:
+        """AIC = deviance + 2 df_model (NaN for PQL)."""
         return self.deviance + 2 * self.df_model
 
     @property
     def bic(self) -> float:
+        """BIC = deviance + log(n) df_model (NaN for PQL)."""
         return self.deviance + np.log(self.nobs) * self.df_model
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
@@ -180,6 +182,8 @@ class GLMMResult:
         return _METHOD_WORDS[self.method]
 
     def summary(self) -> Summary:
+        """Family, method, groups, random-intercept SD, likelihood (or PQL's note), ICC,
+        convergence and the fixed-effects table."""
         fam = ("binomial, logit link" if self.family == "binomial" else "Poisson, log link")
         facts: list[tuple[str, object]] = [
             ("Formula", self.formula), ("Family", fam), ("Method", self._method_label()),

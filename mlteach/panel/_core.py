@@ -407,6 +407,8 @@ class PanelResult(CoefficientTable):
         return predict(self, newdata, include_effects)
 
     def summary(self) -> Summary:
+        """Estimator, formula, panel size, kind of standard errors, R² and the coefficient
+        table, with the estimator's notes (dropped terms, gaps, conventions)."""
         facts: list[tuple[str, object]] = [
             ("Estimator", self.estimator), ("Formula", self.formula),
             ("Group", self.group)]

@@ -67,6 +67,7 @@ class TestResult:
         return f"chi2({self.df})" if self.df_denom is None else f"F({self.df}, {self.df_denom})"
 
     def summary(self) -> Summary:
+        """H0, the statistic, its distribution under H0 with df, the p-value and details."""
         facts = [("H0", self.null), ("Statistic", self.statistic),
                  ("Distribution under H0", self.distribution), ("df", self.df),
                  ("p-value", self.pvalue)]

@@ -22,7 +22,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import coef_table
+from mlteach._tables import Summary, coef_table
 from mlteach.design import GroupIndex, assert_full_rank
 from mlteach.errors import BoundaryFitWarning, RankDeficientError
 from mlteach.panel._core import (
@@ -390,7 +390,8 @@ class REWBResult(RandomEffectsResult):
     between_effects: pd.DataFrame
     contextual_effects: pd.DataFrame
 
-    def summary(self):
+    def summary(self) -> Summary:
+        """The random-effects summary plus the within, between and contextual effects tables."""
         s = super().summary()
         tables = list(s.tables) + [("Within effects (x − group mean)", self.within_effects),
                                    ("Between effects (group mean)", self.between_effects),
