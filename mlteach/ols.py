@@ -25,6 +25,28 @@ from mlteach.design import Design, GroupIndex, check_grouping, fixed_design
 
 
 @dataclass(frozen=True)
+class LeastSquares:
+    """β̂ = (X'X)⁻¹X'y by QR, with the residuals and (X'X)⁻¹ that the covariances need."""
+
+    beta: np.ndarray
+    resid: np.ndarray
+    XtX_inv: np.ndarray
+
+    @property
+    def ssr(self) -> float:
+        """The residual sum of squares e'e."""
+        return float(self.resid @ self.resid)
+
+
+def least_squares(X: np.ndarray, y: np.ndarray) -> LeastSquares:
+    """Solve the least-squares problem min ‖y − Xβ‖² through X = QR (X of full column rank)."""
+    Q, R = np.linalg.qr(X)
+    beta = linalg.solve_triangular(R, Q.T @ y)
+    Rinv = linalg.solve_triangular(R, np.eye(R.shape[0]))
+    return LeastSquares(beta=beta, resid=y - X @ beta, XtX_inv=Rinv @ Rinv.T)
+
+
+@dataclass(frozen=True)
 class OLSResult(CoefficientTable):
     """A fitted classical linear model. Every attribute is set when it is returned.
 
@@ -102,14 +124,11 @@ def ols(formula: str, data: pd.DataFrame, cluster: str | None = None) -> OLSResu
     n, p = X.shape
     if n <= p:
         raise ValueError(f"{n} rows for {p} coefficients: least squares needs more rows than terms.")
-    Q, R = np.linalg.qr(X)
-    beta = linalg.solve_triangular(R, Q.T @ y)
+    ls = least_squares(X, y)
+    beta, resid, XtX_inv = ls.beta, ls.resid, ls.XtX_inv
     fitted = X @ beta
-    resid = y - fitted
-    Rinv = linalg.solve_triangular(R, np.eye(p))
-    XtX_inv = Rinv @ Rinv.T
     df_resid = n - p
-    sigma2 = float(resid @ resid) / df_resid
+    sigma2 = ls.ssr / df_resid
     n_clusters = None
     if cluster is None:
         V = sigma2 * XtX_inv
@@ -131,7 +150,7 @@ def ols(formula: str, data: pd.DataFrame, cluster: str | None = None) -> OLSResu
         bse=pd.Series(np.sqrt(np.diag(V)), index=terms, name="std.err"),
         vcov=pd.DataFrame(V, index=terms, columns=terms),
         sigma=float(np.sqrt(sigma2)), nobs=n, df_resid=df_resid, df_inference=df_inf,
-        rsquared=1 - float(resid @ resid) / tss if tss > 0 else float("nan"),
+        rsquared=1 - ls.ssr / tss if tss > 0 else float("nan"),
         cov_type=cov_type, n_clusters=n_clusters, formula=formula,
         resid=pd.Series(resid, index=design.index, name="resid"),
         fittedvalues=pd.Series(fitted, index=design.index, name="fitted"),

@@ -7,7 +7,7 @@ the steps they have in common so that every estimator does them the same way:
 
 1. `prepare_panel` checks the group and time columns, encodes the formula (`fixed_design`) and
    builds the grouping index (`GroupIndex`) and the time positions;
-2. `least_squares` solves the transformed regression by a QR decomposition;
+2. `least_squares` (from `mlteach.ols`) solves the transformed regression by a QR decomposition;
 3. `covariance` turns residuals into a classical, heteroskedasticity-robust or cluster-robust
    covariance matrix with a stated small-sample factor;
 4. `PanelResult` is the frozen result that prints, tabulates and gives intervals.
@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import stats
 
 from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import DroppedTermWarning, GroupingError, RankDeficientError
+from mlteach.ols import LeastSquares
 
 if TYPE_CHECKING:
     from mlteach.panel.predict import PredictionBasis
@@ -180,27 +181,6 @@ def drop_without_variation(raw: np.ndarray, transformed: np.ndarray, terms: Sequ
 # ----------------------------------------------------------------------------------------------
 # Least squares and covariance matrices
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeastSquares:
-    """β̂ = (X'X)⁻¹X'y by QR, with the residuals and (X'X)⁻¹ that the covariances need."""
-
-    beta: np.ndarray
-    resid: np.ndarray
-    XtX_inv: np.ndarray
-
-    @property
-    def ssr(self) -> float:
-        return float(self.resid @ self.resid)
-
-
-def least_squares(X: np.ndarray, y: np.ndarray) -> LeastSquares:
-    """Solve the least-squares problem min ‖y − Xβ‖² through X = QR (X of full column rank)."""
-    Q, R = np.linalg.qr(X)
-    beta = linalg.solve_triangular(R, Q.T @ y)
-    Rinv = linalg.solve_triangular(R, np.eye(R.shape[0]))
-    return LeastSquares(beta=beta, resid=y - X @ beta, XtX_inv=Rinv @ Rinv.T)
 
 
 def sandwich(XtX_inv: np.ndarray, X: np.ndarray, resid: np.ndarray,

@@ -23,9 +23,10 @@ from scipy import sparse
 
 from mlteach.design import GroupIndex, assert_full_rank, check_grouping
 from mlteach.errors import MissingDataWarning, RankDeficientError
+from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
-    covariance, drop_without_variation, least_squares, prepare_panel, result_fields,
+    covariance, drop_without_variation, prepare_panel, result_fields,
 )
 from mlteach.panel.predict import PredictionBasis
 

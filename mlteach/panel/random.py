@@ -25,10 +25,10 @@ import pandas as pd
 from mlteach._tables import Summary, coef_table
 from mlteach.design import GroupIndex, assert_full_rank
 from mlteach.errors import BoundaryFitWarning, RankDeficientError
+from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, rsquared,
-    check_option, covariance, drop_without_variation, least_squares, prepare_panel,
-    result_fields,
+    check_option, covariance, drop_without_variation, prepare_panel, result_fields,
 )
 from mlteach.panel.predict import PredictionBasis, random_group_effects
 
