@@ -162,7 +162,8 @@ def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
                         zorder=2)
     _group_labels(ax, [str(g) for g in est.index], factor, "sorted by predicted effect",
                   labels)
-    ax.set_xlabel(f"Predicted random effect of {term} (BLUP, deviation from the fixed effect)")
+    # Short enough for a half-width panel; the title says the rest.
+    ax.set_xlabel(f"BLUP of {term} (deviation from fixed effect)")
     ax.set_title(f"Random effects of {term} by {factor}, with {level:.0%} intervals")
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
     ax.grid(axis="x", color="0.9", linewidth=0.8)
@@ -235,7 +236,9 @@ def shrinkage_plot(fit_or_table: Any, term: str | None = None, data: pd.DataFram
         Line2D([], [], marker="o", linestyle="none", color=marker,
                label="partial pooling (fixed effect + BLUP)" +
                      (f"; every group has n = {sizes[0]:.0f}" if equal else "")),
-        Line2D([], [], color=REFERENCE, linewidth=1.5, label=f"fixed effect β̂ = {fixed:.4g}"),
+        # The book writes the intercept as α and slopes as β (notation page).
+        Line2D([], [], color=REFERENCE, linewidth=1.5,
+               label=f"fixed effect {'α̂' if term == 'Intercept' else 'β̂'} = {fixed:.4g}"),
         Line2D([], [], color=MUTED, linestyle="--",
                label=f"complete pooling (OLS) = {pooled:.4g}"),
     ]

@@ -238,3 +238,18 @@ def test_spaghetti_population_line_holds_group_level_covariates_at_their_means(h
     observed = spaghetti(some, "cses", "mAch", "school", fit=fit, kind="observed")
     assert "observed trajectories" in observed.get_title()
     assert "population average (fixed effects)" in _legend_texts(observed)
+
+
+def test_reference_line_is_named_alpha_for_the_intercept_and_beta_for_a_slope(sleep, rs_fit):
+    """The legend follows the notation page: α for the intercept, β for slopes."""
+    for term, symbol in (("Intercept", "α̂"), ("Days", "β̂")):
+        ax = shrinkage_plot(rs_fit, term=term, data=sleep)
+        texts = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith(f"fixed effect {symbol} = ") for t in texts), texts
+        plt.close(ax.figure)
+
+
+def test_caterpillar_axis_label_fits_a_half_width_panel(rs_fit):
+    ax = caterpillar(rs_fit, term="Days")
+    assert ax.get_xlabel() == "BLUP of Days (deviation from fixed effect)"
+    plt.close(ax.figure)
