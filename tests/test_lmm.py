@@ -418,6 +418,7 @@ def test_conf_int_is_wald(rs):
 def test_summary_labels_variances_and_sds(rs):
     text = str(rs.summary())
     assert "Variance" in text and "Std. deviation" in text and "corr with Intercept" in text
+    assert "NaN" not in text  # no correlation for a term with itself or the residual: blank
     assert "Groups: Subject" in text and "REML" in text
     assert "<table" in rs._repr_html_()
     frame = rs.to_frame()

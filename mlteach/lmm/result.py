@@ -237,6 +237,9 @@ class LMMResult:
                   ("Singular (boundary) fit", "yes" if self.singular else "no")]
         vc = self.varcorr()
         vc = vc.rename(columns={"variance": "Variance (σ², τ²)", "std.dev": "Std. deviation"})
+        for col in [c for c in vc.columns if c.startswith("corr with")]:
+            # A term has no correlation with itself or with the residual: print blank, not NaN.
+            vc[col] = vc[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
         tables = [("Random effects: variances and standard deviations (SD = √variance)", vc),
                   ("Fixed effects (t and intervals use the normal approximation)",
                    self.to_frame())]
