@@ -50,12 +50,40 @@ def check_columns(data: pd.DataFrame, names: Iterable[str], role: str = "variabl
     )
 
 
+def r_powers(formula: str) -> str:
+    """Read ``^`` inside a function call (``I(x^2)``, ``np.log(x^2)``) as a power, as R does.
+
+    Python would evaluate ``x^2`` as a bitwise XOR: silently wrong for integer columns such as
+    sleepstudy's ``Days``, an error for floats. Outside calls ``^`` keeps its formula meaning,
+    interactions up to an order (``(a + b)^2``), as in R.
+    """
+    out: list[str] = []
+    calls: list[bool] = []  # for each open parenthesis: does it open a function call?
+    for ch in formula:
+        if ch == "(":
+            before = "".join(out).rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "_."))
+            out.append(ch)
+        elif ch == ")":
+            if calls:
+                calls.pop()
+            out.append(ch)
+        elif ch == "^" and any(calls):
+            out.append("**")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def parse_formula(formula: str) -> Formula:
-    """Parse a one-sided or two-sided formula with formulaic, re-raising syntax errors plainly."""
+    """Parse a one-sided or two-sided formula with formulaic, re-raising syntax errors plainly.
+
+    ``^`` inside a function call is read as a power, as in R (see `r_powers`).
+    """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaSyntaxError("The formula must be a non-empty string such as 'y ~ x + z'.")
     try:
-        return Formula(formula)
+        return Formula(r_powers(formula))
     except _FormulaicSyntaxError as exc:
         raise FormulaSyntaxError(f"Could not parse the formula {formula!r}:\n{exc}") from None
 
@@ -448,6 +476,6 @@ def mundlak(data: pd.DataFrame, variables: str | Sequence[str], group: str,
 
 
 __all__ = [
-    "Design", "GroupIndex", "fixed_design", "parse_formula", "check_columns", "drop_missing",
+    "Design", "GroupIndex", "fixed_design", "parse_formula", "r_powers", "check_columns", "drop_missing",
     "assert_full_rank", "check_grouping", "group_mean", "center", "decompose_variance", "mundlak",
 ]

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from mlteach.design import Design, GroupIndex, check_columns, check_grouping, fixed_design
+from mlteach.design import (
+    Design, GroupIndex, check_columns, check_grouping, fixed_design, r_powers,
+)
 from mlteach.errors import DataTypeError, FormulaSyntaxError, SeparationWarning
 from mlteach.glmm.family import Family
 
@@ -69,10 +71,7 @@ def parse_random_intercept(formula: str) -> RandomInterceptFormula:
     left, right = fixed.split("~", 1)
     right = re.sub(r"\+\s*\+", "+", right).strip()
     right = re.sub(r"^\+|\+$", "", right).strip() or "1"
-    if "^" in right:
-        raise FormulaSyntaxError(
-            f"The formula {formula!r} uses '^'. In Python formulas powers are written with "
-            f"'**', e.g. I(age**2) (the term is then named 'I(age ** 2)').")
+    right = r_powers(right)  # I(age^2) is a power, as in R (the term is named 'I(age ** 2)')
     return RandomInterceptFormula(fixed=f"{left.strip()} ~ {right}", group=rhs)
 
 

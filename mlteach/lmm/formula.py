@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from formulaic import Formula
 from formulaic.errors import FormulaSyntaxError as _FormulaicSyntaxError
 
+from mlteach.design import r_powers
 from mlteach.errors import FormulaSyntaxError
 
 
@@ -142,6 +143,7 @@ def parse_mixed_formula(text: str) -> MixedFormula:
         raise FormulaSyntaxError(
             f"The formula must be a string 'y ~ x + (1 | group)', outcome on the left; got "
             f"{text!r}.")
+    text = r_powers(text)  # I(x^2) is a power, as in R, in the fixed and the random part
     tilde = text.index("~")
     lhs, rhs = text[:tilde], text[tilde + 1:]
     _split_top(text, "\0", 0, text)  # parenthesis balance of the whole formula
