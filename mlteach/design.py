@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from formulaic import Formula, ModelSpec, model_matrix
+from formulaic.errors import FormulaParsingError
 from formulaic.errors import FormulaSyntaxError as _FormulaicSyntaxError
 
 from mlteach.errors import (
@@ -82,10 +83,28 @@ def parse_formula(formula: str) -> Formula:
     """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaSyntaxError("The formula must be a non-empty string such as 'y ~ x + z'.")
+    for r_name, python in _R_ONLY.items():
+        if re.search(rf"(?<![\w.]){re.escape(r_name)}\s*\(", formula):
+            raise FormulaSyntaxError(
+                f"The formula {formula!r} uses R's {r_name}(), which Python formulas do not "
+                f"know. Instead write {python}.")
+    if re.search(r"~\s*\.\s*($|[-+])", formula):
+        raise FormulaSyntaxError(
+            f"The formula {formula!r} uses '.' for 'all other columns', which needs the data to "
+            f"expand: name the predictors, e.g. ' + '.join(columns).")
     try:
         return Formula(r_powers(formula))
-    except _FormulaicSyntaxError as exc:
+    except (_FormulaicSyntaxError, FormulaParsingError) as exc:
         raise FormulaSyntaxError(f"Could not parse the formula {formula!r}:\n{exc}") from None
+
+
+# R functions that R users write in formulas, and what to write here instead.
+_R_ONLY = {
+    "factor": "C(x) to treat x as categorical",
+    "as.factor": "C(x) to treat x as categorical",
+    "relevel": "C(x, contr.treatment(base='level')) to choose the reference level",
+    "as.numeric": "a numeric column made beforehand, e.g. data['x'].astype(float)",
+}
 
 
 def formula_variables(formula: Formula) -> list[str]:

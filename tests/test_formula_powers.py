@@ -37,3 +37,20 @@ def test_lmm_fixed_and_random_parts_read_powers(sleep):
     r_style = mlteach.lmm("Reaction ~ Days + I(Days^2) + (1 | Subject)", sleep)
     explicit = mlteach.lmm("Reaction ~ Days + I(Days**2) + (1 | Subject)", sleep)
     pd.testing.assert_series_equal(r_style.fixef, explicit.fixef)
+
+
+@pytest.mark.parametrize("formula, pattern", [
+    ("Reaction ~ factor(Days)", r"uses R's factor\(\).*Instead write C\(x\)"),
+    ("Reaction ~ as.factor(Days) + (1 | Subject)", r"uses R's as.factor\(\)"),
+    ("Reaction ~ .", r"uses '\.' for 'all other columns'"),
+])
+def test_r_only_syntax_gets_a_python_hint(sleep, formula, pattern):
+    fit = mlteach.lmm if "|" in formula else mlteach.ols
+    with pytest.raises(mlteach.errors.FormulaSyntaxError, match=pattern):
+        fit(formula, sleep)
+
+
+def test_a_column_whose_name_ends_in_factor_is_not_mistaken_for_r(sleep):
+    data = sleep.assign(myfactor=sleep["Days"] % 3)
+    fit = mlteach.ols("Reaction ~ C(myfactor)", data)
+    assert len(fit.params) == 3
