@@ -8,6 +8,7 @@ contextual effects.
 """
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 import mlteach
 from mlteach import panel as P
-from mlteach.errors import HausmanWarning, MissingDataWarning
+from mlteach.errors import DroppedTermWarning, HausmanWarning, MissingDataWarning
 
 TOL = 1e-8
 REF = Path(__file__).parent / "reference"
@@ -362,3 +363,195 @@ def test_linearmodels_cross_checks(name):
         fd = P.first_difference("inv ~ 0 + value + capital", data, group="firm", time="year")
     same(fd, r.params, r.std_errors)
     assert fd.nobs == r.nobs
+
+
+# ----------------------------------------------------------------------------------------------
+# linearmodels' wage_panel against plm (plm_more.json): balanced and unbalanced with gaps,
+# time-invariant regressors, year dummies, cluster-robust vcovHC, Hausman with more regressors
+# ----------------------------------------------------------------------------------------------
+
+MORE = json.loads((REF / "plm_more.json").read_text())["datasets"]
+
+
+def _wage():
+    from linearmodels.datasets import wage_panel
+    return wage_panel.load()
+
+
+def _wage_unbalanced():
+    w = _wage()
+    keep = (w.year <= 1987 - w.nr % 3) & ((w.nr + 3 * w.year) % 7 != 0)
+    return w[keep].reset_index(drop=True)
+
+
+def _more_name(r_name: str) -> str:
+    """plm's 'factor(year)1981' is formulaic's 'C(year)[T.1981]'."""
+    m = re.fullmatch(r"factor\((\w+)\)(.+)", r_name)
+    return f"C({m.group(1)})[T.{m.group(2)}]" if m else _name(r_name)
+
+
+def _more_vec(ours, ref):
+    names = [_more_name(k) for k in ref]
+    return np.asarray(ours[names], dtype=float), np.asarray(list(ref.values()), dtype=float)
+
+
+def _more_close(ours, ref, rtol=TOL):
+    np.testing.assert_allclose(*_more_vec(ours, ref), rtol=rtol, atol=0)
+
+
+def _more_close_vcov(ours, ref, rtol=TOL):
+    names = [_more_name(k) for k in ref["names"]]
+    np.testing.assert_allclose(ours.loc[names, names].to_numpy(), np.array(ref["matrix"]),
+                               rtol=rtol, atol=0)
+
+
+def _more_setup(name):
+    entry = MORE[name]
+    data = _wage() if entry["nobs"] == 4360 else _wage_unbalanced()
+    formula = re.sub(r"factor\((\w+)\)", r"C(\1)", entry["formula"])
+    return data, formula, entry
+
+
+def _more_fit(model, formula, data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedTermWarning)
+        if model == "pooling":
+            return P.quasi_demeaned_gls(formula, data, group="nr", theta=0.0, **kw)
+        if model == "within":
+            return P.within(formula, data, group="nr", **kw)
+        if model == "within_twoways":
+            return P.within(formula, data, group="nr", time="year", effects="twoways", **kw)
+        if model == "between":
+            return P.between(formula, data, group="nr", **kw)
+        if model == "fd":   # plm's model = "fd" differences across gaps: renumber the periods
+            pos = data.assign(pos=data.groupby("nr")["year"].rank())
+            return P.first_difference(formula, pos, group="nr", time="pos", **kw)
+        return P.swamy_arora(formula, data, group="nr", **kw)
+
+
+MORE_FITS = [(d, m) for d in MORE for m in MORE[d]["models"]]
+
+
+def test_wage_panel_rows_match_reference():
+    for name in ("wage", "wage_unbalanced"):
+        data, _, entry = _more_setup(name)
+        assert len(data) == entry["nobs"]
+        assert data["lwage"].sum() == pytest.approx(entry["lwage_sum"], rel=1e-14)
+    sizes = _wage_unbalanced().groupby("nr").size()
+    assert sorted(sizes.unique()) == [5, 6, 7]   # unequal T_i, and gaps inside the series
+
+
+@pytest.mark.parametrize("name, model", MORE_FITS)
+def test_wage_panel_matches_plm(name, model):
+    data, formula, entry = _more_setup(name)
+    ref = entry["models"][model]
+    ours = _more_fit(model, formula, data)
+    assert sorted(ours.params.index) == sorted(_more_name(k) for k in ref["coefficients"])
+    _more_close(ours.params, ref["coefficients"])
+    _more_close(ours.bse, ref["se"])
+    _more_close_vcov(ours.vcov, ref["vcov"])
+    assert ours.df_resid == ref["df_residual"]
+    np.testing.assert_allclose(ours.rsquared, ref["rsq"], rtol=TOL)
+    np.testing.assert_allclose(ours.rsquared_adj, ref["adjrsq"], rtol=TOL)
+    if model == "random_swar":
+        np.testing.assert_allclose([ours.sigma2_e, ours.sigma2_u],
+                                   [ref["sigma2"]["idios"], ref["sigma2"]["id"]], rtol=TOL)
+        th = ref["theta"]
+        if isinstance(th, dict):
+            np.testing.assert_allclose(ours.theta_by_group[list(th)].to_numpy(),
+                                       list(th.values()), rtol=TOL)
+        else:
+            np.testing.assert_allclose(ours.theta, th, rtol=TOL)
+    if model == "between":
+        return
+    # cluster-robust: HC0 is plm's vcovHC(arellano, HC0); plm's "sss" is
+    # G/(G − 1)·(n − 1)/(n − K) with K = the coefficients plm estimates, ours counts the
+    # absorbed constant (and time effects) too in within models
+    hc0 = _more_fit(model, formula, data, cov="cluster", small_sample=False)
+    _more_close(hc0.bse, ref["vcovHC_arellano_HC0"]["se"])
+    _more_close_vcov(hc0.vcov, ref["vcovHC_arellano_HC0"]["vcov"])
+    n, k, G = hc0.nobs, len(hc0.params), hc0.n_groups
+    sss = G / (G - 1) * (n - 1) / (n - k)
+    ours_sss, theirs = _more_vec(hc0.bse ** 2 * sss, ref["vcovHC_arellano_sss"]["se"])
+    np.testing.assert_allclose(np.sqrt(ours_sss), theirs, rtol=TOL)
+    hc1 = _more_vec(hc0.bse ** 2, ref["vcovHC_arellano_HC1"]["se"])
+    if model != "fd":   # plm's HC1 for fd uses another n; HC1 = n/(n − K) otherwise
+        np.testing.assert_allclose(np.sqrt(hc1[0] * n / (n - k)), hc1[1], rtol=TOL)
+    cr1 = _more_fit(model, formula, data, cov="cluster")
+    K = k
+    if model.startswith("within"):   # + the constant and, two-way, the T − 1 time effects
+        K += 1 + (n - G - k - cr1.df_resid)
+    np.testing.assert_allclose(cr1.cov_factor, G / (G - 1) * (n - 1) / (n - K), rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["wage_time_invariant", "wage_unbalanced_time_invariant"])
+def test_wage_time_invariant_regressors_dropped_as_plm(name):
+    """plm drops educ and black from the within model silently; we drop them with a warning."""
+    data, formula, entry = _more_setup(name)
+    with pytest.warns(DroppedTermWarning, match=r"'educ', 'black'.*time-invariant"):
+        ours = P.within(formula, data, group="nr")
+    assert ours.dropped == ("educ", "black")
+    _more_close(ours.params, entry["models"]["within"]["coefficients"])
+
+
+def test_wage_first_differences_skipping_gaps():
+    data, formula, entry = _more_setup("wage_unbalanced")
+    ref = entry["fd_skip_gaps"]
+    with pytest.warns(MissingDataWarning, match="would span a gap"):
+        ours = P.first_difference(formula, data, group="nr", time="year")
+    _more_close(ours.params, ref["coefficients"])
+    _more_close(ours.bse, ref["se"])
+    assert ours.nobs == ref["nobs"] and ours.df_resid == ref["df_residual"]
+    with pytest.warns(MissingDataWarning):
+        hc0 = P.first_difference(formula, data, group="nr", time="year", cov="cluster",
+                                 small_sample=False)
+    _more_close(hc0.bse, ref["se_arellano_HC0"])
+
+
+MORE_HAUSMAN = [d for d in MORE if "hausman" in MORE[d]]
+
+
+@pytest.mark.parametrize("name", MORE_HAUSMAN)
+def test_wage_hausman_matches_phtest(name):
+    data, formula, entry = _more_setup(name)
+    ref = entry["hausman"]["classic"]
+    fe, re_ = _more_fit("within", formula, data), _more_fit("random_swar", formula, data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HausmanWarning)
+        h = P.hausman(fe, re_)
+    np.testing.assert_allclose(h.statistic, ref["statistic"], rtol=TOL)
+    assert h.df == ref["df"]
+    np.testing.assert_allclose(h.pvalue, ref["p_value"], rtol=1e-6)
+    if name == "wage_more":
+        # V_FE − V_RE has a negative eigenvalue and the quadratic form is −40.3: plm's phtest
+        # reports its absolute value, and so do we, with the warning
+        assert any("quadratic form is negative" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("name", MORE_HAUSMAN)
+def test_wage_mundlak_matches_phtest_aux(name):
+    """Balanced panels: equal to phtest(method = "aux"), classical and arellano HC0.
+
+    With a time-invariant regressor (educ, black, hisp) plm 2.6-2 takes the tested
+    coefficients by position and tests the wrong ones (educ, black, ...); plm_more.R repeats
+    its auxiliary regression and tests the within-demeaned terms by name (`*_tilde`), which is
+    what we reproduce. Unbalanced panels differ by the intercept convention described in
+    `mundlak_test` (plm's constant 1 where GLS has 1 − θ_i): within 15% here.
+    """
+    data, formula, entry = _more_setup(name)
+    h = entry["hausman"]
+    balanced = entry["nobs"] == 4360
+    for cov, key in (("cluster", "aux_arellano_HC0"), ("classical", "aux_classical")):
+        ref = h[key + "_tilde"] if h["aux_positional_mismatch"] else h[key]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DroppedTermWarning)
+            m = P.mundlak_test(formula, data, group="nr", cov=cov, small_sample=False)
+        assert m.df == ref["df"]
+        if balanced:
+            np.testing.assert_allclose(m.statistic, ref["statistic"], rtol=TOL)
+            np.testing.assert_allclose(m.pvalue, ref["p_value"], rtol=1e-6)
+        else:
+            assert m.statistic == pytest.approx(ref["statistic"], rel=0.15)
+    if h["aux_positional_mismatch"]:   # plm's own number is far off
+        assert abs(h["aux_classical"]["statistic"] / h["aux_classical_tilde"]["statistic"] - 1) \
+            > 0.05

@@ -142,7 +142,8 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     under H0: the group effects are uncorrelated with the regressors (then random effects is
     efficient and Var(b_FE − b_RE) = V_FE − V_RE). In a finite sample V_FE − V_RE need not be
     positive definite; then, as Stata, a generalised inverse is used, df is its rank, and a
-    `HausmanWarning` says so. The classical test is invalid with robust errors; use
+    `HausmanWarning` says so. If the quadratic form is then negative, |H| is reported, as plm's
+    ``phtest`` does (Stata prints the negative value), with the warning. The classical test is invalid with robust errors; use
     `mundlak_test` then.
     """
     for role, fit, kinds in (("fe", fe, ("within", "lsdv")), ("re", re, ("random",))):
@@ -182,9 +183,12 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
                f"estimates, V_FE − V_RE, is not positive definite: {why}. Treat the p-value "
                f"with caution, or use mundlak_test(), which does not have this problem.")
         if H < 0:
-            msg += f" The statistic is negative ({H:.4g}), which the test cannot interpret."
+            msg += (f" The quadratic form is negative ({H:.4g}), which the test cannot "
+                    f"interpret; its absolute value is reported, as plm's phtest does, and "
+                    f"the p-value of that is not meaningful.")
         warnings.warn(msg, HausmanWarning, stacklevel=2)
         notes = (msg,)
+    H = abs(H)
     p = float(stats.chi2.sf(H, rank)) if rank > 0 else float("nan")
     details = pd.DataFrame({
         "fixed effects": fe.params[common], "random effects": re.params[common],
