@@ -127,7 +127,8 @@ class GLMMResult:
 
     # -------------------------------------------------------------- prediction
     def predict(self, newdata: pd.DataFrame | None = None,
-                type: PredictType = "response", include_random: bool = True) -> pd.Series:
+                type: PredictType = "response", include_random: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
         """Predicted probabilities (binomial) or rates (Poisson), or the linear predictor.
 
         Parameters
@@ -143,6 +144,10 @@ class GLMMResult:
             True adds each group's conditional mode b̂_j (a prediction for *that* group);
             False sets b_j = 0 (a typical group). Note that for a nonlinear link the value at
             b = 0 is not the population-average probability E_b[p], which is closer to 0.5.
+        allow_new_levels : bool
+            With ``include_random``, rows whose group the model has not seen get b = 0 (a
+            typical group) instead of an error, as lme4's ``predict(...,
+            allow.new.levels = TRUE)``; rows of known groups keep their b̂_j.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}.")
@@ -164,13 +169,14 @@ class GLMMResult:
                 check_columns(newdata, [self.group], "grouping variable")
                 labels = newdata[self.group].astype(str).to_numpy()
                 pos = pd.Index(d.groups.levels).get_indexer(labels)
-                if (pos < 0).any():
+                if (pos < 0).any() and not allow_new_levels:
                     unknown = sorted(set(labels[pos < 0]))
                     raise GroupingError(
                         f"newdata has levels of {self.group!r} the model has not seen: "
                         f"{', '.join(map(repr, unknown[:5]))}. Their intercepts are unknown: "
-                        f"predict with include_random=False (b = 0, a typical group).")
-                eta = eta + b[pos]
+                        f"predict with include_random=False (b = 0, a typical group), or with "
+                        f"allow_new_levels=True (b = 0 for the unseen groups only).")
+                eta = eta + np.where(pos >= 0, b[np.maximum(pos, 0)], 0.0)
             index = newdata.index
         out = eta if type == "link" else d.family.inverse_link(eta)
         return pd.Series(out, index=index, name="eta" if type == "link" else "predicted")
