@@ -28,6 +28,7 @@ sparse LU of A) here, and `SingleFactorDeviance` (one grouping factor, per-group
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,40 @@ def profiled_deviance(pls: PLS, n: int, p: int, reml: bool) -> float:
     return float(out + pls.logdet_RX) if reml else float(out)
 
 
+# pwrss = y'y − c'A⁻¹c − β̂'(X'y − B'A⁻¹c) cancels: when n·y'y/pwrss exceeds this, its rounding
+# error (≈ ε·y'y) moves the deviance n·(1 + log r²/n) by more than ~1e-8, and the evaluators
+# recompute r² from the residuals (`residual_pwrss`), which is accurate to rounding.
+CANCELLATION_LIMIT = 1e8
+
+
+def cancels(n: int, yty: float, pwrss: float) -> bool:
+    """True when r² from the cross-products has lost too many digits (`CANCELLATION_LIMIT`):
+    the random effects explain nearly all of a large y'y (e.g. a between-group variance 1e8
+    times the residual one)."""
+    return n * yty > CANCELLATION_LIMIT * pwrss
+
+
+def residual_pwrss(r: np.ndarray, u: np.ndarray) -> float:
+    """r² = ‖y − Xβ̂ − ZΛû‖² + ‖û‖², from the residuals r (no cancellation)."""
+    return max(float(r @ r) + float(u @ u), 1e-300)
+
+
+def rx_cancels(XtX: np.ndarray, RXtRX: np.ndarray) -> bool:
+    """True when R_X'R_X = X'X − B'A⁻¹B has lost more than 7 digits on its diagonal (columns of
+    X nearly absorbed by large random effects), so that log|R_X|² (REML) errs by ≳ 1e-9."""
+    d = np.diag(RXtRX)
+    return bool(np.any(np.diag(XtX) > 1e7 * np.maximum(d, 1e-300)))
+
+
+def with_residual_rx(pls: PLS, EtE_plus_UtU: np.ndarray) -> PLS:
+    """`pls` with R_X'R_X = E'E + U'U recomputed from the residuals E = X − ZΛU of the
+    penalised regression of X on ZΛ (U = A⁻¹B): X'V⁻¹X without cancellation."""
+    RXtRX = 0.5 * (EtE_plus_UtU + EtE_plus_UtU.T)
+    chol = np.linalg.cholesky(RXtRX)
+    return dataclasses.replace(pls, RXtRX=RXtRX,
+                               logdet_RX=float(2 * np.log(np.diag(chol)).sum()))
+
+
 def schur_solution(XtX: np.ndarray, Xty: np.ndarray, yty: float, BtAinvB: np.ndarray,
                    BtAinvc: np.ndarray, ctAinvc: float, logdet_L: float,
                    Ainv_c: np.ndarray | None = None, Ainv_B: np.ndarray | None = None) -> PLS:
@@ -111,6 +146,7 @@ class SparseDeviance:
         self.yty = float(y @ y)
         self.n, self.p = X.shape
         self.q = Z.shape[1]
+        self._X, self._y, self._Z = X, y, Z   # for `residual_pwrss` when r² cancels
         self._lambda_pattern()
 
     def _lambda_pattern(self) -> None:
@@ -152,8 +188,15 @@ class SparseDeviance:
         c = np.asarray(Lam.T @ self.Zty).ravel()
         W = lu.solve(np.column_stack([B, c]))
         Ainv_B, Ainv_c = W[:, :-1], W[:, -1]
-        return schur_solution(self.XtX, self.Xty, self.yty, B.T @ Ainv_B, B.T @ Ainv_c,
-                              float(c @ Ainv_c), logdet_L, Ainv_c, Ainv_B)
+        out = schur_solution(self.XtX, self.Xty, self.yty, B.T @ Ainv_B, B.T @ Ainv_c,
+                             float(c @ Ainv_c), logdet_L, Ainv_c, Ainv_B)
+        if cancels(self.n, self.yty, out.pwrss):
+            r = self._y - self._X @ out.beta - self._Z @ np.asarray(Lam @ out.u).ravel()
+            out = dataclasses.replace(out, pwrss=residual_pwrss(r, out.u))
+        if rx_cancels(self.XtX, out.RXtRX):
+            E = self._X - np.asarray(self._Z @ (Lam @ Ainv_B))
+            out = with_residual_rx(out, E.T @ E + Ainv_B.T @ Ainv_B)
+        return out
 
     def objective(self, theta: np.ndarray, reml: bool) -> float:
         """The profiled deviance (REML criterion when `reml`) at θ."""
@@ -259,4 +302,5 @@ def split_factor_blocks(structure: ReStructure, by_factor: dict[str, np.ndarray]
 
 
 __all__ = ["PLS", "SparseDeviance", "profiled_deviance", "sigma2_hat", "dof", "schur_solution",
+           "cancels", "residual_pwrss", "rx_cancels", "with_residual_rx",
            "block_diag_T", "split_factor_blocks"]

@@ -91,15 +91,16 @@ def _check_sizes(design: Design, structure: ReStructure) -> None:
 def check_fit(opt: Optimum, structure: ReStructure) -> bool:
     """Warn in plain words about boundary fits and doubtful convergence; return `converged`."""
     converged = True
-    if opt.scaled_gradient > 1e-3 or np.any(opt.gradient[opt.at_bound] < -1e-3):
+    theta_unit = structure.to_unit_scale(opt.theta)
+    scale = max(1.0, float(np.max(np.abs(theta_unit))))
+    # the Newton step left, relative to θ̃ (a random-effect SD of 6000σ is known to 1e-3·6000)
+    if opt.scaled_gradient > 1e-3 * scale or np.any(opt.gradient[opt.at_bound] < -1e-3):
         converged = False
         warnings.warn(
             f"The optimiser may not have found the best estimates: the deviance still slopes at "
             f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
             f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
             f"effects.", ConvergenceWarning, stacklevel=3)
-    theta_unit = structure.to_unit_scale(opt.theta)
-    scale = max(1.0, float(np.max(np.abs(theta_unit))))
     if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
         converged = False
         warnings.warn(

@@ -198,6 +198,38 @@ def _quasi_newton(f: Objective, start: np.ndarray, lower: np.ndarray,
     return x, float(res.fun), int(res.nfev), str(res.message)
 
 
+def _escape_bound_saddle(f: Objective, fg: ObjectiveGradient | None, x: np.ndarray, fx: float,
+                         lower: np.ndarray, H: np.ndarray, held: np.ndarray):
+    """Move off a boundary point where the deviance falls on moving inside.
+
+    At θ_i = 0 (a diagonal element of T_k) the deviance depends on θ_i through θ_i², so its
+    slope there is zero even when it *decreases* inside (negative curvature): a saddle on the
+    boundary, where a quasi-Newton search whose first step overshoots to the bound stops (e.g.
+    a random intercept SD of 0.07σ, whose deviance is within 2e-3 of the boundary value). Probe
+    the held coordinates with negative curvature at a grid of values inside, and search again
+    from the best probe. Returns (x, f(x), evaluations, message), or None when no probe helps.
+    """
+    neg = held & (lower == 0) & (np.diag(H) < 0)
+    if not neg.any():
+        return None
+    noise = 1e-12 * max(1.0, abs(fx))
+    best, f_best, nfev = None, fx - noise, 0
+    for t in (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0):
+        cand = x.copy()
+        cand[neg] = t * max(1.0, float(np.max(np.abs(x))))
+        fc = f(cand)
+        nfev += 1
+        if fc < f_best:
+            best, f_best = cand, fc
+    if best is None:
+        return None
+    xs, fs, n, message = _quasi_newton(f, best, lower, fg)
+    nfev += n
+    if not fs < f_best:   # the search fell back onto the bound: keep the probe, polish from it
+        xs, fs, message = best, f_best, "probe inside the boundary"
+    return xs, fs, nfev, message
+
+
 def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
                       fg: ObjectiveGradient | None = None,
                       restarts: Sequence[np.ndarray] = ()) -> Optimum:
@@ -226,16 +258,24 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
             nfev += n
             if fs < fx - 1e-10 * max(1.0, abs(fx)):
                 x, fx, message = xs, fs, msg
-    x, fx, n, derivs = polish(f, derivatives, x, lower)
-    nfev += n
-    x_snapped, fx, n = snap_to_bound(f, x, fx, lower)
-    nfev += n
-    if derivs is None or not np.array_equal(x_snapped, x):
-        derivs = derivatives(x_snapped)
-        nfev += derivs[3]
-    x = x_snapped
-    g, H, at_bound = derivs[:3]
-    free = _free(g, at_bound)
+    for attempt in range(4):
+        x, fx, n, derivs = polish(f, derivatives, x, lower)
+        nfev += n
+        x_snapped, fx, n = snap_to_bound(f, x, fx, lower)
+        nfev += n
+        if derivs is None or not np.array_equal(x_snapped, x):
+            derivs = derivatives(x_snapped)
+            nfev += derivs[3]
+        x = x_snapped
+        g, H, at_bound = derivs[:3]
+        free = _free(g, at_bound)
+        if attempt == 3:
+            break
+        escaped = _escape_bound_saddle(f, fg, x, fx, lower, H, at_bound & ~free)
+        if escaped is None:
+            break
+        x, fx, n, message = escaped
+        nfev += n
     scaled, min_eig = 0.0, np.inf
     if free.any():
         Hf = H[np.ix_(free, free)]

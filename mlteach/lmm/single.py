@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlteach.lmm.deviance import PLS, profiled_deviance, schur_solution, split_factor_blocks
+from mlteach.lmm.deviance import (PLS, cancels, profiled_deviance, residual_pwrss, rx_cancels,
+                                  schur_solution, split_factor_blocks, with_residual_rx)
 from mlteach.lmm.structure import ReStructure
 
 
@@ -103,6 +104,7 @@ class SingleFactorDeviance:
         self.XtX = X.T @ X                                               # ZtXy: (q, G, p+1)
         self.Xty = X.T @ y
         self.yty = float(y @ y)
+        self._X, self._y, self._Z, self._codes = X, y, Z, codes   # for `_residuals`
         self._offsets = np.cumsum([0] + [b.q for b in blocks])
         # position (row, column) in T of every element of θ, for the gradient
         rows, cols = [], []
@@ -136,9 +138,24 @@ class SingleFactorDeviance:
         A[self._diag, self._diag] += 1.0
         return A
 
+    def _u(self, L: np.ndarray, R: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """û_j = L_j'⁻¹(L_j⁻¹c_j − L_j⁻¹B_j β̂), shape (q, G)."""
+        p = self.p
+        return backward_solve(L, (R[:, :, p] - R[:, :, :p] @ beta)[:, :, None])[:, :, 0]
+
+    def _residuals(self, T: np.ndarray, u: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """r = y − Xβ̂ − ZΛû row by row (an O(n) pass, only when r² cancels)."""
+        b = (T @ u)[:, self._codes]                                       # (q, n)
+        r = self._y - self._X @ beta
+        for k, zk in enumerate(self._Z):
+            r = r - zk * b[k]
+        return r
+
     def _solve(self, theta: np.ndarray):
         """The pieces every evaluation needs: T, T'M_j, L_j, R_j = L_j⁻¹[B_j c_j] and the PLS
-        solution without û (`pls` and `objective_and_gradient` share them)."""
+        solution without û (`pls` and `objective_and_gradient` share them), and the residuals
+        r = y − Xβ̂ − ZΛû when r² from the cross-products cancels (`deviance.cancels`; then r²
+        is recomputed from them), else None."""
         theta = np.asarray(theta, dtype=float)
         T = self.T(theta)
         q, p, G = self.q, self.p, self.G
@@ -151,7 +168,19 @@ class SingleFactorDeviance:
         gram = flat.T @ flat
         out = schur_solution(self.XtX, self.Xty, self.yty, gram[:p, :p], gram[:p, p],
                              float(gram[p, p]), logdet_L)
-        return T, TtM, L, R, out
+        resid = None
+        if cancels(self.n, self.yty, out.pwrss):
+            u = self._u(L, R, out.beta)
+            resid = self._residuals(T, u, out.beta)
+            out = PLS(out.logdet_L, out.logdet_RX, residual_pwrss(resid, u.ravel()), out.beta,
+                      None, out.RXtRX)
+        if rx_cancels(self.XtX, out.RXtRX):
+            Ux = backward_solve(L, R[:, :, :p])                           # A_j⁻¹B_j, (q, G, p)
+            bx = np.einsum("ab,bgp->agp", T, Ux)[:, self._codes]          # (q, n, p)
+            E = self._X - sum(zk[:, None] * bx[k] for k, zk in enumerate(self._Z))
+            Uf = Ux.reshape(q * G, p)
+            out = with_residual_rx(out, E.T @ E + Uf.T @ Uf)
+        return T, TtM, L, R, out, resid
 
     def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
         """Solve the penalised least-squares problem at θ, all groups at once.
@@ -159,12 +188,11 @@ class SingleFactorDeviance:
         The Cholesky factors L_j of A_j are computed element by element over arrays of length
         G, then R_j = L_j⁻¹[B_j c_j]; Σ_j R_j'R_j holds B'A⁻¹B, B'A⁻¹c and c'A⁻¹c.
         """
-        _, _, L, R, out = self._solve(theta)
+        _, _, L, R, out, _ = self._solve(theta)
         if not with_u:
             return out
-        p = self.p
         # û_j = L_j'⁻¹(L_j⁻¹c_j − L_j⁻¹B_j β̂), stored level by level like the sparse path
-        u = backward_solve(L, (R[:, :, p] - R[:, :, :p] @ out.beta)[:, :, None])[:, :, 0]
+        u = self._u(L, R, out.beta)
         return PLS(out.logdet_L, out.logdet_RX, out.pwrss, out.beta, u.T.reshape(-1),
                    out.RXtRX)
 
@@ -202,7 +230,7 @@ class SingleFactorDeviance:
         matrix is 0 as well: the deviance depends on it through its square there.
         """
         q, p, G, n = self.q, self.p, self.G, self.n
-        T, TtM, L, R, pls = self._solve(theta)
+        T, TtM, L, R, pls, resid = self._solve(theta)
         value = profiled_deviance(pls, n, p, reml)
         beta = pls.beta
         # P_j = L_j⁻¹ T'M_j, stored (q, G, q) as forward_solve wants
@@ -214,7 +242,11 @@ class SingleFactorDeviance:
         for a in range(q):
             for b in range(q):
                 U[b] -= P[a, :, b, None] * R[a]
-        s = U[:, :, p] - U[:, :, :p] @ beta                               # s_j, (q, G)
+        if resid is None:
+            s = U[:, :, p] - U[:, :, :p] @ beta                           # s_j, (q, G)
+        else:   # V_j⁻¹e_j is the residual r_j: s_j = Z_j'r_j without cancellation
+            s = np.stack([np.bincount(self._codes, weights=zk * resid, minlength=G)
+                          for zk in self._Z])
         nu = n - p if reml else n
         F = K - (nu / pls.pwrss) * (s @ s.T)
         if reml:
