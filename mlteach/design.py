@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from formulaic import Formula, ModelSpec, model_matrix
-from formulaic.errors import FormulaParsingError
+from formulaic.errors import FactorEvaluationError, FormulaParsingError
 from formulaic.errors import FormulaSyntaxError as _FormulaicSyntaxError
 
 from mlteach.errors import (
@@ -107,13 +107,26 @@ _R_ONLY = {
 }
 
 
+_NOT_COLUMNS = {"np", "numpy", "pd", "C", "center", "scale", "I", "poly", "bs", "log", "exp"}
+
+
 def formula_variables(formula: Formula) -> list[str]:
-    """The data columns a parsed formula needs (numpy names such as 'np' excluded)."""
+    """The data columns a parsed formula needs (numpy names such as 'np' excluded).
+
+    formulaic reports a dotted column name (R style, ``IQ.verb``) by its first part, ``IQ``, as
+    if it were attribute access; the dotted name is restored from the formula's text (a dotted
+    name not followed by '(' is a column, as lme4 reads it; ``np.log(x)`` is a call).
+    """
     names = set()
     for side in _sides(formula):
         names |= {str(v) for v in side.required_variables}
-    return sorted(n for n in names if n not in {"np", "numpy", "pd", "C", "center", "scale", "I",
-                                                 "poly", "bs", "log", "exp"})
+        for dotted in re.findall(r"(?<![\w.])([A-Za-z_]\w*(?:\.\w+)+)(?!\w|\.|\s*\()",
+                                 str(side)):
+            head = dotted.split(".")[0]
+            if head in names and head not in _NOT_COLUMNS:
+                names.discard(head)
+                names.add(dotted)
+    return sorted(n for n in names if n not in _NOT_COLUMNS)
 
 
 def _sides(formula: Formula) -> list[Formula]:
@@ -223,6 +236,12 @@ def fixed_design(
         mm = model_matrix(parsed, used, na_action="raise")
     except _FormulaicSyntaxError as exc:
         raise FormulaSyntaxError(f"Could not parse the formula {formula!r}:\n{exc}") from None
+    except FactorEvaluationError as exc:
+        dotted = [v for v in variables if "." in v]
+        hint = (f" Inside a function call a dotted column name must be quoted with backticks, "
+                f"e.g. np.log(`{dotted[0]}`)." if dotted else "")
+        raise FormulaSyntaxError(
+            f"Could not evaluate a term of the formula {formula!r}: {exc}.{hint}") from None
     lhs, rhs = mm.lhs, mm.rhs
     if lhs.shape[1] != 1:
         raise DataTypeError(

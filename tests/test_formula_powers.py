@@ -54,3 +54,20 @@ def test_a_column_whose_name_ends_in_factor_is_not_mistaken_for_r(sleep):
     data = sleep.assign(myfactor=sleep["Days"] % 3)
     fit = mlteach.ols("Reaction ~ C(myfactor)", data)
     assert len(fit.params) == 3
+
+
+def test_dotted_column_names_as_in_r(sleep):
+    """R data often have dotted names (mlmRev's IQ.verb): formulaic reports them as 'IQ'."""
+    data = sleep.rename(columns={"Days": "Days.n"})
+    plain = mlteach.ols("Reaction ~ Days", sleep)
+    dotted = mlteach.ols("Reaction ~ Days.n", data)
+    np.testing.assert_allclose(dotted.params.to_numpy(), plain.params.to_numpy())
+    mixed = mlteach.lmm("Reaction ~ Days.n + (Days.n | Subject)", data)
+    np.testing.assert_allclose(mixed.fixef.to_numpy(),
+                               mlteach.lmm("Reaction ~ Days + (Days | Subject)", sleep).fixef)
+    quoted = mlteach.ols("Reaction ~ np.log(`Days.n` + 1)", data)
+    assert list(quoted.params.index) == ["Intercept", "np.log(`Days.n` + 1)"]
+    with pytest.raises(mlteach.errors.FormulaSyntaxError, match=r"quoted with backticks"):
+        mlteach.ols("Reaction ~ np.log(Days.n + 1)", data)
+    with pytest.raises(mlteach.errors.UnknownVariableError, match=r"'Days\.m'"):
+        mlteach.ols("Reaction ~ Days.m", data)
