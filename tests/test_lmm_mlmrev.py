@@ -25,7 +25,6 @@ estimates 1e-4 relative (1e-3 for singular fits, as tests/test_lmm_more.py).
 from __future__ import annotations
 
 import json
-import re
 import time
 import warnings
 from functools import lru_cache
@@ -37,6 +36,8 @@ import pytest
 
 import mlteach
 from mlteach.errors import BoundaryFitWarning, MissingDataWarning
+
+from lme4_compare import best_fit, close, factor, norm, positions
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_lmm_mlmrev.json").read_text())
 CASES, DATASETS = REF["cases"], REF["datasets"]
@@ -86,34 +87,7 @@ def fit(name: str):
 
 
 def best(name: str) -> dict:
-    case = CASES[name]
-    return case["best"] if case["best_is"] == "tight" else case["results"]
-
-
-def norm(term: str) -> str:
-    """'sex[T.M]' and 'sexM' → 'sexM'; 'I(age ** 2)' and 'I(age^2)' → 'I(age^2)'."""
-    term = term.replace("(Intercept)", "Intercept").replace(" ", "").replace("**", "^")
-    return re.sub(r"\[(?:T\.)?([^\]]+)\]", r"\1", term)
-
-
-def positions(r_terms, ours) -> list[int]:
-    ours_n = [norm(t) for t in ours]
-    return [ours_n.index(norm(t)) for t in r_terms]
-
-
-def factor(r_factor: str, result) -> tuple[str, bool]:
-    """lme4's group name (e.g. 'childid:schoolid') → ours, and whether ':' parts are reversed."""
-    base = re.sub(r"\.\d+$", "", r_factor)
-    if base in result.group_names:
-        return base, False
-    rev = ":".join(reversed(base.split(":")))
-    assert rev in result.group_names, (r_factor, result.group_names)
-    return rev, True
-
-
-def close(ours, theirs, scale, rtol):
-    diff = float(np.max(np.abs(np.asarray(ours, float) - np.asarray(theirs, float)))) / scale
-    assert diff <= rtol, f"relative difference {diff:.3g} > {rtol}"
+    return best_fit(CASES[name])
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -16,7 +16,6 @@ within 1e-6 and never below the default fit's by more than 1e-6.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +26,8 @@ import pytest
 
 import mlteach
 from mlteach.errors import BoundaryFitWarning, MissingDataWarning
+
+from lme4_compare import best_fit, close, factor, norm, positions
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_lmm_more.json").read_text())
 CASES = REF["cases"]
@@ -82,34 +83,7 @@ def fit(name: str):
 
 
 def best(name: str) -> dict:
-    case = CASES[name]
-    return case["best"] if case["best_is"] == "tight" else case["results"]
-
-
-def norm(term: str) -> str:
-    """lme4's and formulaic's term names on one footing: 'sx[T.Male]' and 'sxMale' → 'sxMale',
-    'I(cses ** 2)' and 'I(cses^2)' → 'I(cses^2)', 'sector[Catholic]' → 'sectorCatholic'."""
-    term = term.replace("(Intercept)", "Intercept").replace(" ", "").replace("**", "^")
-    return re.sub(r"\[(?:T\.)?([^\]]+)\]", r"\1", term)
-
-
-def positions(r_terms, ours) -> list[int]:
-    ours_n = [norm(t) for t in ours]
-    return [ours_n.index(norm(t)) for t in r_terms]
-
-
-def factor(r_factor: str, result) -> tuple[str, bool]:
-    base = re.sub(r"\.\d+$", "", r_factor)
-    if base in result.group_names:
-        return base, False
-    rev = ":".join(reversed(base.split(":")))
-    assert rev in result.group_names, (r_factor, result.group_names)
-    return rev, True
-
-
-def close(ours, theirs, scale, rtol):
-    diff = float(np.max(np.abs(np.asarray(ours, float) - np.asarray(theirs, float)))) / scale
-    assert diff <= rtol, f"relative difference {diff:.3g} > {rtol}"
+    return best_fit(CASES[name])
 
 
 def exact_reml_loglik_one_way(y: np.ndarray, codes: np.ndarray, theta: float) -> float:
