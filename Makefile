@@ -12,6 +12,9 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export MPLBACKEND := Agg
+# Property tests draw the same examples on every run (tests/conftest.py); HYPOTHESIS_PROFILE=dev
+# explores new ones.
+export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: all env book test unit nbval execute bench student clean help
 
