@@ -297,3 +297,25 @@ def test_timings_recorded():
     timings = json.loads(timings_path.read_text())
     missing = [p.stem for p in NOTEBOOKS if p.stem not in timings]
     assert not missing, f"no execution time recorded for {missing}: run `make execute`"
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+PAGES = sorted((ROOT / "book").glob("*.md")) + TWINS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=ids(NOTEBOOKS + PAGES))
+def test_no_control_characters_in_prose_or_math(path):
+    """A TAB or other control character in prose is nearly always an escape gone wrong: a
+    Python string "\\tau" becomes TAB + "au" and the formula reads N(0, au^2)."""
+    if path.suffix == ".ipynb":
+        sources = [(i, c.source) for i, c in enumerate(load(path).cells)
+                   if c.cell_type == "markdown"]
+    else:
+        sources = [(0, path.read_text(encoding="utf-8"))]
+    for i, text in sources:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            hit = CONTROL.search(line)
+            assert hit is None, (
+                f"{path.name} (cell {i}, line {lineno}) has control character "
+                f"{hit.group()!r} in {line.strip()[:80]!r}: write the backslash escape it "
+                f"replaced (e.g. \\t of \\tau) as a real backslash")
