@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 # explores new ones.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: all env book test unit nbval execute bench student clean help
+.PHONY: all env book test unit nbval execute bench student lab clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (creates .venv if missing)"
@@ -24,6 +24,7 @@ help:
 	@echo "make execute  re-execute every chapter notebook in place (authors, after changing mlteach)"
 	@echo "make bench    run the speed benchmarks in benchmarks/"
 	@echo "make student  write student editions (no solutions) into _build/student"
+	@echo "make lab      open the chapter notebooks in JupyterLab (MyST rendered by jupyterlab-myst)"
 
 env: $(STAMP)
 
@@ -62,6 +63,12 @@ bench: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py
+
+# JupyterLab from the pinned environment, with jupyterlab-myst so the notebooks' MyST markdown
+# (admonitions, roles, math) renders as in the book. LAB_ARGS passes options, e.g. --no-browser.
+# As root (containers, Colab-like machines) JupyterLab needs --allow-root.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf _build
