@@ -1,15 +1,46 @@
 """Design matrices, grouping indexes and group means: the pieces every estimator shares.
 
 The fixed part of a model formula is parsed and encoded by formulaic; this module adds what
-multilevel models need around it: checks at the door (unknown variables, text outcomes, missing
-values, perfect collinearity), the grouping index, and the group means behind within/between
-decompositions, group-mean centring and the Mundlak device (book chapters 1 and 3).
+multilevel models need around it: checks at the door (unknown variables, column types, text
+outcomes, missing values, values a transformation cannot take, perfect collinearity), the
+grouping index, and the group means behind within/between decompositions, group-mean centring
+and the Mundlak device (book chapters 1 and 3).
+
+Formulas are code
+-----------------
+Each term of a formula such as ``y ~ np.log(x) + I(x**2) + C(school)`` is a Python expression,
+evaluated on the data. The names a formula may use are, and are only:
+
+* the columns of the data (quote a name that is not a Python identifier with backticks:
+  ```my col` + `IQ.verb```; unicode names such as ``schüle`` need no quoting);
+* ``np`` (numpy), and numpy's ``log``, ``exp`` and ``sqrt`` (`FORMULA_NAMESPACE`);
+* formulaic's transforms: ``C`` (categories, with ``contr.treatment(...)`` and friends), ``I``,
+  ``center``, ``scale``, ``standardize``, ``poly``, ``bs``, ``lag`` and the others formulaic
+  documents. formulaic's ``center(x)`` centres at the grand mean; for group-mean centring use
+  `mlteach.center` on the data before fitting.
+
+Nothing else: not pandas, not the caller's variables, not mlteach's own functions, not Python
+builtins; a formula naming anything else is an `UnknownVariableError` that lists what is
+available. A term that evaluates to a missing or infinite value (``np.log(0)``) is an error naming
+the term and its first such row, never a silently dropped row.
+
+Column types are checked at the door (`check_column_types`), once, for every estimator: dates,
+durations and complex numbers are errors; text columns (``object``, pandas ``"str"``/``"string"``
+or pyarrow strings) are always categories, dummy-coded by their text ("1", "2" are the labels
+"1", "2", never numbers); an ``object`` column of numbers is an error (convert it with
+``astype(float)``, or wrap it in ``C()``). The rows used are copied (only the columns used), so
+later edits of the caller's DataFrame cannot change a fitted model.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import datetime as _dt
 import difflib
+import numbers
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -19,6 +50,7 @@ import pandas as pd
 from formulaic import Formula, ModelSpec, model_matrix
 from formulaic.errors import FactorEvaluationError, FormulaParsingError
 from formulaic.errors import FormulaSyntaxError as _FormulaicSyntaxError
+from formulaic.transforms import TRANSFORMS as _FORMULAIC_TRANSFORMS
 
 from mlteach.errors import (
     DataTypeError,
@@ -27,7 +59,55 @@ from mlteach.errors import (
     MissingDataWarning,
     RankDeficientError,
     UnknownVariableError,
+    UnseenLevelError,
+    UnusedCategoryWarning,
 )
+
+# ----------------------------------------------------------------------------------------------
+# The names a formula can use
+# ----------------------------------------------------------------------------------------------
+
+#: The namespace every formula is evaluated in, besides the data's columns and formulaic's own
+#: transforms (``C``, ``I``, ``center``, ``scale``, ``poly``, ``bs``, ...). See the module docs.
+FORMULA_NAMESPACE: dict[str, object] = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt}
+
+_TRANSFORM_NAMES = frozenset(_FORMULAIC_TRANSFORMS)
+_FORMULA_NAMES = frozenset(FORMULA_NAMESPACE) | _TRANSFORM_NAMES
+
+
+def formula_context() -> dict[str, object]:
+    """A fresh copy of `FORMULA_NAMESPACE`, to pass as formulaic's ``context=``."""
+    return dict(FORMULA_NAMESPACE)
+
+
+def _available_names() -> str:
+    transforms = sorted(_TRANSFORM_NAMES - set(FORMULA_NAMESPACE), key=str.lower)
+    return f"np (numpy), log, exp, sqrt and formulaic's transforms ({', '.join(transforms)})"
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside mlteach.
+
+    Call it in the function that calls `warnings.warn`, and pass the result as ``stacklevel``.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "mlteach":
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def encode_formula(spec, data: pd.DataFrame, **kwargs):
+    """formulaic's `model_matrix` evaluated in `FORMULA_NAMESPACE` (never the caller's globals).
+
+    Every formula mlteach encodes goes through here, so that a formula can reach only the data,
+    numpy and formulaic's transforms.
+    """
+    kwargs.setdefault("context", formula_context())
+    with np.errstate(all="ignore"):
+        return model_matrix(spec, data, **kwargs)
+
 
 # ----------------------------------------------------------------------------------------------
 # Checks at the door
@@ -35,20 +115,158 @@ from mlteach.errors import (
 
 
 def check_columns(data: pd.DataFrame, names: Iterable[str], role: str = "variable") -> None:
-    """Raise `UnknownVariableError` naming every requested column that `data` lacks."""
+    """Raise `UnknownVariableError` naming every requested column that `data` lacks.
+
+    A requested name that labels several columns of `data` is a `DataTypeError` naming it.
+    """
     if not isinstance(data, pd.DataFrame):
         raise DataTypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    names = list(dict.fromkeys(names))
     missing = [n for n in names if n not in data.columns]
-    if not missing:
-        return
-    parts = []
-    for name in missing:
-        close = difflib.get_close_matches(name, [str(c) for c in data.columns], n=1)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise UnknownVariableError(
-        f"Unknown {role}{'s' if len(missing) > 1 else ''} {', '.join(parts)}: not a column of "
-        f"the data. Columns are: {', '.join(map(str, data.columns))}."
-    )
+    if missing:
+        parts = []
+        for name in missing:
+            close = difflib.get_close_matches(str(name), [str(c) for c in data.columns], n=1)
+            parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UnknownVariableError(
+            f"Unknown {role}{'s' if len(missing) > 1 else ''} {', '.join(parts)}: not a column of "
+            f"the data. Columns are: {', '.join(map(str, data.columns))}."
+        )
+    if not data.columns.is_unique:
+        dup = [n for n in names if (data.columns == n).sum() > 1]
+        if dup:
+            raise DataTypeError(
+                f"The data have several columns named {', '.join(map(repr, dup))}, so "
+                f"{'it is' if len(dup) == 1 else 'they are'} ambiguous. Rename the duplicates "
+                f"(or drop them with data = data.loc[:, ~data.columns.duplicated()]) before "
+                f"fitting."
+            )
+
+
+def _value_kind(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, numbers.Number):
+        return "number"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, (_dt.date, _dt.datetime, _dt.timedelta, np.datetime64, np.timedelta64)):
+        return "date"
+    return type(v).__name__
+
+
+def _is_text_dtype(dtype) -> bool:
+    """pandas "str"/"string" dtypes and pyarrow strings (not object: that is inspected)."""
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    arrow = getattr(pd, "ArrowDtype", None)
+    if arrow is not None and isinstance(dtype, arrow):
+        return pd.api.types.is_string_dtype(dtype)
+    return False
+
+
+def _mixed_labels(values: pd.Series) -> tuple[object, object] | None:
+    """Two labels of different kinds (number and text, ...) in an object column, clashing ones
+    (1 and '1') first; None if all labels are of one kind."""
+    uniq = pd.unique(values.dropna())
+    kinds: dict[str, object] = {}
+    for v in uniq:
+        kinds.setdefault(_value_kind(v), v)
+    if len(kinds) < 2:
+        return None
+    by_text: dict[str, object] = {}
+    for v in uniq:
+        key = str(v)
+        if key in by_text and _value_kind(by_text[key]) != _value_kind(v):
+            return by_text[key], v
+        by_text.setdefault(key, v)
+    a, b = list(kinds.values())[:2]
+    return a, b
+
+
+def check_column_types(data: pd.DataFrame, columns: Iterable[str], role: str = "predictor",
+                       categorical: Iterable[str] = ()) -> None:
+    """Check, once at the door, that the `columns` of `data` have a type a model can use.
+
+    `role` is "predictor", "outcome" or "grouping variable"; `categorical` names predictors that
+    the formula wraps in ``C()`` (an object column of numbers is then fine).
+
+    * dates, durations and complex numbers: `DataTypeError` with how to convert them;
+    * an ``object`` column of numbers: `DataTypeError` (convert with ``astype(float)``, or wrap
+      it in ``C()``), never silently one dummy per value;
+    * labels mixing kinds (``1`` and ``'1'``): `GroupingError` for a grouping variable,
+      `DataTypeError` otherwise;
+    * text columns (``object``, ``"str"``, ``"string"``, pyarrow) are categories; as an outcome
+      they are an error (raised by the outcome check).
+    """
+    categorical = set(categorical)
+    for name in dict.fromkeys(columns):
+        col = data[name]
+        dtype = col.dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+            raise DataTypeError(
+                f"The {role} {name!r} holds dates ({dtype}), which a model cannot use directly. "
+                f"Convert them to a number first, e.g. the year, data['{name}_year'] = "
+                f"data['{name}'].dt.year, or the days since the start, data['{name}_days'] = "
+                f"(data['{name}'] - data['{name}'].min()).dt.days."
+            )
+        if pd.api.types.is_timedelta64_dtype(dtype):
+            raise DataTypeError(
+                f"The {role} {name!r} holds durations ({dtype}), which a model cannot use "
+                f"directly. Convert them to a number of units, e.g. data['{name}_days'] = "
+                f"data['{name}'].dt.total_seconds() / 86400."
+            )
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataTypeError(
+                f"The {role} {name!r} holds complex numbers, which a model cannot use. Use the "
+                f"real part or the modulus, e.g. data['{name}'] = np.abs(data['{name}'])."
+            )
+        if dtype != object:
+            continue
+        values = col.dropna()
+        kinds = {_value_kind(v) for v in pd.unique(values)}
+        if "date" in kinds:
+            raise DataTypeError(
+                f"The {role} {name!r} holds dates or times (Python objects), which a model "
+                f"cannot use directly. Convert them to a number first, e.g. the year or the days "
+                f"since the start: data['{name}'] = pd.to_datetime(data['{name}']).dt.year."
+            )
+        clash = _mixed_labels(values)
+        if clash is not None:
+            a, b = clash
+            error = GroupingError if role == "grouping variable" else DataTypeError
+            raise error(
+                f"The {role} {name!r} mixes {_value_kind(a)} and {_value_kind(b)} values, e.g. "
+                f"{a!r} and {b!r}, which would be different levels although they may print the "
+                f"same. Make them one type, e.g. data['{name}'] = data['{name}'].astype(str)."
+            )
+        if kinds == {"number"} and role != "grouping variable" and name not in categorical:
+            example = ", ".join(repr(_plain(v)) for v in pd.unique(values)[:3])
+            if role == "outcome":
+                raise DataTypeError(
+                    f"The outcome {name!r} holds numbers stored as Python objects (dtype "
+                    f"object, values such as {example}). Convert with df['{name}'] = "
+                    f"df['{name}'].astype(float)."
+                )
+            raise DataTypeError(
+                f"The {role} {name!r} holds numbers stored as Python objects (dtype object, "
+                f"values such as {example}), which a formula would silently turn into one "
+                f"dummy per value. To use it as a number, convert with df['{name}'] = "
+                f"df['{name}'].astype(float), or wrap it in C() to treat it as categories."
+            )
+
+
+def _unused_categories(values: pd.Series) -> list:
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return []
+    present = set(pd.unique(values.cat.codes.to_numpy()))
+    return [c for k, c in enumerate(values.cat.categories) if k not in present]
+
+
+def _unused_message(name: str, unused: list, role: str) -> str:
+    return (f"The {role} {name!r} is categorical with categor{'y' if len(unused) == 1 else 'ies'} "
+            f"{', '.join(map(repr, unused[:5]))}{' ...' if len(unused) > 5 else ''} that no row "
+            f"used has")
 
 
 def r_powers(formula: str) -> str:
@@ -92,10 +310,33 @@ def parse_formula(formula: str) -> Formula:
         raise FormulaSyntaxError(
             f"The formula {formula!r} uses '.' for 'all other columns', which needs the data to "
             f"expand: name the predictors, e.g. ' + '.join(columns).")
+    number = re.search(r"`\s*([0-9][0-9.]*)\s*`", formula)
+    if number:
+        name = number.group(1)
+        raise FormulaSyntaxError(
+            f"The formula {formula!r} names a column {name!r}, but a formula reads "
+            f"`{name}` as the number {name} ({'the intercept' if name in ('0', '1') else 'a constant'}"
+            f"), so the column would silently not be used. Rename the column, e.g. "
+            f"data = data.rename(columns={{'{name}': 'x{name}'}}) (or {{{name}: 'x{name}'}} if "
+            f"the name is a number), and use the new name.")
+    if re.search(r"\.\s*_", re.sub(r"`[^`]*`", "", formula)):
+        raise FormulaSyntaxError(
+            f"The formula {formula!r} uses a name that starts with '_' after a dot: formulas "
+            f"cannot reach private attributes. Compute the column beforehand and use it by name.")
     try:
-        return Formula(r_powers(formula))
+        parsed = Formula(r_powers(formula))
     except (_FormulaicSyntaxError, FormulaParsingError) as exc:
         raise FormulaSyntaxError(f"Could not parse the formula {formula!r}:\n{exc}") from None
+    except SyntaxError as exc:
+        term = (exc.text or "").strip()
+        hint = ""
+        if re.search(r"[A-Za-z_]\w*\.\d", term):
+            hint = (" A column name with a dot followed by digits must be quoted with "
+                    "backticks, e.g. np.log(`x.1`).")
+        raise FormulaSyntaxError(
+            f"Could not parse the formula {formula!r}: the term {term!r} is not a valid Python "
+            f"expression ({exc.msg}).{hint}") from None
+    return parsed
 
 
 # R functions that R users write in formulas, and what to write here instead.
@@ -106,27 +347,126 @@ _R_ONLY = {
     "as.numeric": "a numeric column made beforehand, e.g. data['x'].astype(float)",
 }
 
+# Names that are not data columns, to leave out of `formula_variables`.
+_NOT_COLUMNS = set(_FORMULA_NAMES)
+# Names users reach for that a formula cannot use: named in the error, with what is available.
+_LIBRARY_NAMES = frozenset({"pd", "pandas", "numpy", "mlteach", "os", "sys", "math", "scipy",
+                            "sp", "stats", "smf", "sm", "statsmodels"}) | frozenset(dir(builtins))
 
-_NOT_COLUMNS = {"np", "numpy", "pd", "C", "center", "scale", "I", "poly", "bs", "log", "exp"}
+
+def _factor_expressions(formula: Formula) -> list[tuple[str, str]]:
+    """(expression, kind) of every factor of every term, kind "python" or "lookup"."""
+    out = []
+    for side in _sides(formula):
+        for term in side:
+            for factor in term.factors:
+                method = getattr(factor.eval_method, "value", str(factor.eval_method))
+                if method in ("python", "lookup"):
+                    out.append((str(factor.expr), method))
+    return out
+
+
+def _expression_names(expr: str, kind: str) -> list[tuple[str, bool, bool]]:
+    """(name, called, inside C()) for each variable an expression uses, dotted chains kept whole
+    when not called (lme4's ``IQ.verb``); called chains (``np.log``) give their first name."""
+    if kind == "lookup":
+        return [(expr, False, False)]
+    quoted: dict[str, str] = {}
+
+    def _quote(match: re.Match) -> str:
+        key = f"__mlteach_q{len(quoted)}__"
+        quoted[key] = match.group(1)
+        return key
+
+    code = re.sub(r"`([^`]+)`", _quote, expr)
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return []
+    found: list[tuple[str, bool, bool]] = []
+
+    def chain(node) -> str | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(quoted.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def visit(node, in_c: bool) -> None:
+        if isinstance(node, ast.Call):
+            func = chain(node.func)
+            if func is not None:
+                found.append((func.split(".")[0], True, in_c))
+            else:
+                visit(node.func, in_c)
+            inner = in_c or func == "C"
+            for arg in node.args:
+                visit(arg, inner)
+            for kw in node.keywords:
+                visit(kw.value, inner)
+            return
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            name = chain(node)
+            if name is not None:
+                found.append((name, False, in_c))
+                return
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_c)
+
+    visit(tree.body, False)
+    return found
+
+
+def _check_formula_names(formula: Formula, text: str, data: pd.DataFrame) -> None:
+    """Refuse names a formula cannot use (pandas, Python builtins, ...) unless they are columns of
+    `data`, saying what a formula can use; other unknown names are left to `check_columns`."""
+    for expr, kind in _factor_expressions(formula):
+        for name, _, _ in _expression_names(expr, kind):
+            head = name.split(".")[0]
+            if name in data.columns or head in data.columns or head in _FORMULA_NAMES:
+                continue
+            if head in _LIBRARY_NAMES:
+                raise UnknownVariableError(
+                    f"The name {head!r} in the term {expr!r} of the formula {text!r} is not "
+                    f"available in formulas: a formula is evaluated with only the data's columns "
+                    f"and {_available_names()}. Compute the column beforehand (e.g. "
+                    f"data['z'] = ...) and use it by name.")
 
 
 def formula_variables(formula: Formula) -> list[str]:
-    """The data columns a parsed formula needs (numpy names such as 'np' excluded).
+    """The data columns a parsed formula needs (names such as 'np', 'C' or 'log' excluded).
 
     formulaic reports a dotted column name (R style, ``IQ.verb``) by its first part, ``IQ``, as
-    if it were attribute access; the dotted name is restored from the formula's text (a dotted
-    name not followed by '(' is a column, as lme4 reads it; ``np.log(x)`` is a call).
+    if it were attribute access; the dotted name is kept whole here (a dotted name not followed
+    by '(' is a column, as lme4 reads it; ``np.log(x)`` is a call). Variables inside stateful
+    transforms (``center(z)``) are included, which formulaic's own list misses.
     """
-    names = set()
-    for side in _sides(formula):
-        names |= {str(v) for v in side.required_variables}
-        for dotted in re.findall(r"(?<![\w.])([A-Za-z_]\w*(?:\.\w+)+)(?!\w|\.|\s*\()",
-                                 str(side)):
-            head = dotted.split(".")[0]
-            if head in names and head not in _NOT_COLUMNS:
-                names.discard(head)
-                names.add(dotted)
-    return sorted(n for n in names if n not in _NOT_COLUMNS)
+    names: set[str] = set()
+    for expr, kind in _factor_expressions(formula):
+        for name, called, _ in _expression_names(expr, kind):
+            head = name.split(".")[0]
+            if called or head in _NOT_COLUMNS:
+                continue
+            names.add(name)
+    for side in _sides(formula):  # anything formulaic found that the walk did not
+        for v in side.required_variables:
+            v = str(v)
+            if v not in _NOT_COLUMNS and not any(n.split(".")[0] == v for n in names):
+                names.add(v)
+    return sorted(names)
+
+
+def _categorical_variables(formula: Formula) -> set[str]:
+    """Variables that appear only inside ``C(...)``."""
+    inside: dict[str, bool] = {}
+    for expr, kind in _factor_expressions(formula):
+        for name, called, in_c in _expression_names(expr, kind):
+            if not called:
+                inside[name] = inside.get(name, True) and in_c
+    return {n for n, only in inside.items() if only}
 
 
 def _sides(formula: Formula) -> list[Formula]:
@@ -135,14 +475,26 @@ def _sides(formula: Formula) -> list[Formula]:
     return [formula]
 
 
+def _text_as_object(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns of every string dtype as object columns: formulaic then treats them all as
+    categories (it would read pandas "string" columns as numbers)."""
+    for name in frame.columns[[_is_text_dtype(t) for t in frame.dtypes]]:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
+    return frame
+
+
 def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "the model"
                  ) -> pd.DataFrame:
-    """Return the rows of `data` complete on `columns`, warning with a count of what was dropped.
+    """Return a copy of the `columns` of `data` on the rows complete on them, warning with a
+    count of what was dropped.
 
     Missing values are dropped listwise, as lme4, plm and statsmodels do by default, but never
     silently: the `MissingDataWarning` counts rows per variable and says how to take control.
+    The result is a copy (of the used columns only, text columns as object), so that editing
+    `data` later cannot change what a model was fitted on.
     """
     columns = list(dict.fromkeys(columns))
+    check_columns(data, columns)
     sub = data[columns]
     miss = sub.isna()
     bad = miss.any(axis=1).to_numpy()
@@ -155,22 +507,77 @@ def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "the
             f"To choose yourself, drop or impute them first, e.g. "
             f"data.dropna(subset={[c for c, k in per_var.items() if k]}).",
             MissingDataWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         if (~bad).sum() == 0:
             raise DataTypeError(f"Every row has a missing value in {detail}: nothing left to fit.")
-        data = data.loc[~bad]
+        sub = sub.loc[~bad]
+    sub = _text_as_object(sub.copy())
     for col in columns:
-        values = data[col]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        values = sub[col]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
+                and not pd.api.types.is_complex_dtype(values):
             arr = values.to_numpy(dtype=float)
             if not np.isfinite(arr).all():
-                row = data.index[~np.isfinite(arr)][0]
+                row = sub.index[~np.isfinite(arr)][0]
                 raise DataTypeError(
                     f"Variable {col!r} has infinite values (first at row {row!r}). Replace or "
                     f"drop them before fitting."
                 )
-    return data
+    return sub
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds (for messages: 0, not np.int64(0))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _term_of_columns(spec: ModelSpec) -> list[str]:
+    """The formula term each column of a model matrix comes from."""
+    out: list[str] = []
+    for entry in spec.structure:
+        out += [str(entry.term)] * len(entry.columns)
+    return out
+
+
+def _check_finite(matrix, spec: ModelSpec, frame: pd.DataFrame, formula: Formula,
+                  where: str) -> np.ndarray:
+    """The model matrix as floats; a missing or infinite value is an error naming the term, its
+    first row (index label) and the values of the variables there."""
+    try:
+        arr = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataTypeError(f"A term of the formula does not evaluate to numbers: {exc}.") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    ok = np.isfinite(arr)
+    if ok.all():
+        return arr
+    terms = _term_of_columns(spec)
+    j = int(np.flatnonzero(~ok.all(axis=0))[0])
+    pos = int(np.flatnonzero(~ok[:, j])[0])
+    term = terms[j] if j < len(terms) else str(matrix.columns[j])
+    value = arr[pos, j]
+    what = "missing (NaN)" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
+    count = int((~ok.all(axis=1)).sum())
+    row = frame.index[pos]
+    if term in frame.columns:
+        variables = [term]
+    else:
+        try:
+            variables = [v for v in formula_variables(Formula(term)) if v in frame.columns]
+        except Exception:  # noqa: BLE001 - a term name formulaic cannot re-read: no values shown
+            variables = []
+    values = ", ".join(f"{v} = {_plain(frame[v].iloc[pos])!r}" for v in variables)
+    col = variables[0] if variables else "x"
+    raise DataTypeError(
+        f"The term {term!r} is {what} at row {row!r} of {where}"
+        f"{f' ({values})' if values else ''}; {count} row{'s' if count > 1 else ''} in all. "
+        f"A model cannot use missing or infinite values: for a transformation such as np.log "
+        f"or sqrt keep the rows where it is defined (e.g. for np.log({col}): "
+        f"data = data[data['{col}'] > 0]) or "
+        f"transform differently (e.g. np.log1p); otherwise fix or drop those rows."
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,8 +596,9 @@ class Design:
     terms : column names of X, as formulaic names them (``Intercept``, ``sector[T.Public]``).
     response : name of the response expression.
     index : the row labels of the data actually used (after dropping missing values).
-    spec : formulaic's frozen spec of the right-hand side, to encode new data the same way.
-    data : the rows used, for grouping variables and later reference.
+    spec : formulaic's frozen spec of the right-hand side, to encode new data the same way (its
+        category levels are those seen at fit time).
+    data : a copy of the rows and columns used, for grouping variables and later reference.
     """
 
     y: np.ndarray
@@ -206,9 +614,52 @@ class Design:
         return int(self.X.shape[0])
 
     def encode(self, newdata: pd.DataFrame) -> np.ndarray:
-        """Encode new data with the training-data spec (same levels, same contrasts)."""
-        check_columns(newdata, [v for v in formula_variables(self.spec.formula)], "variable")
-        return np.asarray(model_matrix(self.spec, newdata, na_action="raise"), dtype=float)
+        """Encode new data with the training-data spec (same levels, same contrasts).
+
+        A category level not seen in fitting is an `UnseenLevelError` (formulaic would encode it
+        as the reference level); a missing or infinite term value is a `DataTypeError`.
+        """
+        variables = formula_variables(self.spec.formula)
+        check_columns(newdata, variables, "variable")
+        frame = _text_as_object(newdata[variables].copy())
+        _check_levels(self.spec, frame)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mm = encode_formula(self.spec, frame, na_action="ignore")
+        for w in caught:
+            text = str(w.message)
+            if "outside of the nominated levels" in text:
+                raise UnseenLevelError(
+                    f"newdata has a category level the model was not fitted with: {text.split('.')[0]}. "
+                    f"Drop those rows or map them to a known level.")
+        for w in caught:
+            if not (issubclass(w.category, FutureWarning) or "Categorical" in str(w.message)):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return _check_finite(mm, self.spec, frame, self.spec.formula, "newdata")
+
+
+def _check_levels(spec: ModelSpec, frame: pd.DataFrame) -> None:
+    """Raise `UnseenLevelError` for a level of a categorical term not seen in fitting."""
+    for expr, (kind, state) in spec.encoder_state.items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        known = list(state["categories"])
+        kind_of = "lookup" if expr in frame.columns else "python"
+        cols = [n for n, called, _ in _expression_names(expr, kind_of)
+                if not called and n in frame.columns]
+        if len(cols) != 1 or not (kind_of == "lookup" or re.match(r"^\s*C\s*\(", expr)):
+            continue  # an expression of several columns: formulaic's warning is caught instead
+        col = cols[0]
+        values = pd.unique(frame[col].dropna())
+        known_set = set(known)
+        unseen = [v for v in values if v not in known_set]
+        if unseen:
+            raise UnseenLevelError(
+                f"newdata's {col!r} has level{'s' if len(unseen) > 1 else ''} "
+                f"{', '.join(map(repr, unseen[:10]))} not seen when the model was fitted "
+                f"(term {expr!r}; known levels: {', '.join(map(repr, known))}). The model has no "
+                f"coefficient for an unseen level and would predict it as the reference level "
+                f"{known[0]!r}: drop those rows or map them to a known level.")
 
 
 def fixed_design(
@@ -221,19 +672,44 @@ def fixed_design(
     """Encode the fixed part `y ~ x + ...` of a model on complete rows of `data`.
 
     `extra` names further columns (groups, clusters, time) whose missing values also drop a row,
-    so that every array an estimator builds refers to the same rows.
+    so that every array an estimator builds refers to the same rows. The formula is evaluated in
+    `FORMULA_NAMESPACE` (see the module docs); column types are checked by `check_column_types`.
     """
     parsed = parse_formula(formula)
     if not (hasattr(parsed, "lhs") and len(parsed.lhs) > 0):
         raise FormulaSyntaxError(
             f"The formula {formula!r} has no response: write it as 'y ~ x', outcome on the left."
         )
+    if not isinstance(data, pd.DataFrame):
+        raise DataTypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    _check_formula_names(parsed, formula, data)
     variables = formula_variables(parsed)
     check_columns(data, list(variables) + list(extra))
+    outcome = [v for v in formula_variables(parsed.lhs) if v in data.columns]
+    predictors = [v for v in formula_variables(parsed.rhs) if v in data.columns]
+    check_column_types(data, outcome, "outcome")
+    check_column_types(data, predictors, "predictor", categorical=_categorical_variables(parsed))
     _check_response_type(parsed, data)
     used = drop_missing(data, list(variables) + list(extra), context)
+    for name in predictors:
+        unused = _unused_categories(used[name])
+        if unused:
+            raise DataTypeError(
+                f"{_unused_message(name, unused, 'predictor')}: the formula would make an "
+                f"all-zero dummy for each, and the design would be rank deficient. Drop unused "
+                f"categories with df[{name!r}] = df[{name!r}].cat.remove_unused_categories().")
+    for name in dict.fromkeys(extra):
+        if name in predictors:
+            continue
+        unused = _unused_categories(used[name])
+        if unused:
+            warnings.warn(
+                f"{_unused_message(name, unused, 'grouping variable')}; they are not counted as "
+                f"groups. Drop unused categories with df[{name!r}] = "
+                f"df[{name!r}].cat.remove_unused_categories().",
+                UnusedCategoryWarning, stacklevel=user_stacklevel())
     try:
-        mm = model_matrix(parsed, used, na_action="raise")
+        mm = encode_formula(parsed, used, na_action="ignore")
     except _FormulaicSyntaxError as exc:
         raise FormulaSyntaxError(f"Could not parse the formula {formula!r}:\n{exc}") from None
     except FactorEvaluationError as exc:
@@ -249,7 +725,8 @@ def fixed_design(
             f"{lhs.shape[1]} columns ({', '.join(map(str, lhs.columns))}). Convert it to numbers "
             f"first, e.g. data['y01'] = (data['y'] == 'Yes').astype(int)."
         )
-    X = np.asarray(rhs, dtype=float)
+    y = _check_finite(lhs, lhs.model_spec, used, parsed, "the data").ravel()
+    X = _check_finite(rhs, rhs.model_spec, used, parsed, "the data")
     terms = [str(c) for c in rhs.columns]
     if X.shape[1] == 0:
         raise FormulaSyntaxError(
@@ -258,7 +735,7 @@ def fixed_design(
     if check_rank:
         assert_full_rank(X, terms)
     return Design(
-        y=np.asarray(lhs, dtype=float).ravel(),
+        y=y,
         X=X,
         terms=terms,
         response=str(lhs.columns[0]),
@@ -269,17 +746,18 @@ def fixed_design(
 
 
 def _check_response_type(parsed: Formula, data: pd.DataFrame) -> None:
-    for name in parsed.lhs.required_variables:
-        name = str(name)
+    for name in formula_variables(parsed.lhs):
         if name in data.columns:
             col = data[name]
-            if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)) \
+                    or _is_text_dtype(col.dtype):
                 example = ", ".join(map(repr, pd.unique(col.dropna())[:3]))
                 raise DataTypeError(
                     f"The outcome {name!r} is not numeric (values such as {example}). A linear "
                     f"model needs numbers: recode it, e.g. data['{name}'] = "
                     f"(data['{name}'] == <level>).astype(int), or use mlteach.glmm for a binary "
-                    f"outcome."
+                    f"outcome. Text that holds numbers converts with "
+                    f"data['{name}'] = data['{name}'].astype(float)."
                 )
 
 
@@ -403,7 +881,12 @@ class GroupIndex:
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and string labels, in category order or sorted order (as R's factor())."""
+    """Integer codes and string labels, in category order or sorted order (as R's factor()).
+
+    Labels of different kinds in one column (``1`` and ``'1'``) are a `GroupingError`.
+    """
+    if values.dtype == object:
+        check_column_types(values.to_frame(), [values.name], "grouping variable")
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.remove_unused_categories()
         return cats.cat.codes.to_numpy(np.int64), [str(c) for c in cats.cat.categories]
@@ -515,5 +998,6 @@ def mundlak(data: pd.DataFrame, variables: str | Sequence[str], group: str,
 
 __all__ = [
     "Design", "GroupIndex", "fixed_design", "parse_formula", "r_powers", "check_columns", "drop_missing",
+    "check_column_types", "FORMULA_NAMESPACE", "formula_context", "encode_formula", "user_stacklevel",
     "assert_full_rank", "check_grouping", "group_mean", "center", "decompose_variance", "mundlak",
 ]

@@ -47,6 +47,13 @@ class ModelComparisonError(MlteachError):
     with different fixed effects)."""
 
 
+class UnseenLevelError(MlteachError, KeyError):
+    """New data for a prediction hold a category level the model was not fitted with."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class MlteachWarning(UserWarning):
     """Base class of every warning issued by mlteach."""
 
@@ -77,6 +84,10 @@ class DroppedTermWarning(MlteachWarning):
 
 class SmallGroupWarning(MlteachWarning):
     """Some groups are too small (or too uniform) for a separate regression; they are NaN."""
+
+
+class UnusedCategoryWarning(MlteachWarning):
+    """A categorical grouping variable has categories that no row used has; they are ignored."""
 
 
 __all__ = [name for name in dir() if name[0].isupper()]
