@@ -123,6 +123,13 @@ def check_columns(data: pd.DataFrame, names: Iterable[str], role: str = "variabl
         raise DataTypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     names = list(dict.fromkeys(names))
     missing = [n for n in names if n not in data.columns]
+    library = [n for n in missing if str(n).split(".")[0] in _LIBRARY_NAMES]
+    if library:
+        raise UnknownVariableError(
+            f"The name {str(library[0]).split('.')[0]!r} is not available in formulas and is not "
+            f"a column of the data: a formula is evaluated with only the data's columns and "
+            f"{_available_names()}. Compute the column beforehand (e.g. data['z'] = ...) and use "
+            f"it by name.")
     if missing:
         parts = []
         for name in missing:
@@ -403,6 +410,9 @@ def _expression_names(expr: str, kind: str) -> list[tuple[str, bool, bool]]:
             else:
                 visit(node.func, in_c)
             inner = in_c or func == "C"
+            if func == "Q":  # Q("my col"): a column named by a string
+                found.extend((a.value, False, in_c) for a in node.args
+                             if isinstance(a, ast.Constant) and isinstance(a.value, str))
             for arg in node.args:
                 visit(arg, inner)
             for kw in node.keywords:
@@ -527,6 +537,10 @@ def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "the
     return sub
 
 
+def _rows(k) -> str:
+    return f"{int(k)} row{'' if int(k) == 1 else 's'}"
+
+
 def _plain(value):
     """A numpy scalar as the Python number it holds (for messages: 0, not np.int64(0))."""
     return value.item() if isinstance(value, np.generic) else value
@@ -559,7 +573,7 @@ def _check_finite(matrix, spec: ModelSpec, frame: pd.DataFrame, formula: Formula
     term = terms[j] if j < len(terms) else str(matrix.columns[j])
     value = arr[pos, j]
     what = "missing (NaN)" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
-    count = int((~ok.all(axis=1)).sum())
+    count = _rows((~ok.all(axis=1)).sum())
     row = frame.index[pos]
     if term in frame.columns:
         variables = [term]
@@ -572,7 +586,7 @@ def _check_finite(matrix, spec: ModelSpec, frame: pd.DataFrame, formula: Formula
     col = variables[0] if variables else "x"
     raise DataTypeError(
         f"The term {term!r} is {what} at row {row!r} of {where}"
-        f"{f' ({values})' if values else ''}; {count} row{'s' if count > 1 else ''} in all. "
+        f"{f' ({values})' if values else ''}; {count} in all. "
         f"A model cannot use missing or infinite values: for a transformation such as np.log "
         f"or sqrt keep the rows where it is defined (e.g. for np.log({col}): "
         f"data = data[data['{col}'] > 0]) or "
@@ -622,6 +636,14 @@ class Design:
         variables = formula_variables(self.spec.formula)
         check_columns(newdata, variables, "variable")
         frame = _text_as_object(newdata[variables].copy())
+        miss = frame.isna()
+        if miss.to_numpy().any():
+            name = miss.columns[miss.any().to_numpy()][0]
+            row = frame.index[miss[name].to_numpy()][0]
+            raise DataTypeError(
+                f"newdata's {name!r} is missing at row {row!r} ({_rows(miss.any(axis=1).sum())} "
+                f"with a missing value): a prediction needs every variable of the model. "
+                f"Drop or fill those rows first, e.g. newdata.dropna(subset={variables}).")
         _check_levels(self.spec, frame)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
