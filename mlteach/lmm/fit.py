@@ -8,7 +8,6 @@ optimise), `minimize_deviance`, `check_fit`, and `assemble`.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -16,7 +15,9 @@ import pandas as pd
 from formulaic import Formula
 
 from mlteach.design import Design, assert_full_rank, fixed_design, formula_variables
-from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError
+from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError,
+                            RankDeficientError)
+from mlteach.lmm._warn import warn
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
 from mlteach.lmm.optimize import Optimum, minimize_deviance
@@ -29,6 +30,11 @@ Method = Literal["auto", "single", "sparse"]
 # the same verdict for intercepts, and for slopes one that does not depend on the covariate's
 # units (lme4's, on θ itself, calls a slope of x in millions singular when its θ is 1e-5).
 SINGULAR_TOL = 1e-4
+# A random-effect column whose residual after projection on span(X) is below this share of
+# its length lies in span(X) (`check_confounding`).
+CONFOUND_RTOL = 1e-8
+# A criterion whose values over the whole search differ by less than this (relative) is flat.
+FLAT_RTOL = 1e-9
 
 
 def random_variables(parsed: MixedFormula) -> list[str]:
@@ -88,25 +94,108 @@ def _check_sizes(design: Design, structure: ReStructure) -> None:
                 f"or a grouping with fewer levels.")
 
 
+def _fixed_terms_of(design: Design, columns: np.ndarray) -> list[str]:
+    """Formula terms (``C(Subject)``, ``Days:C(Subject)``) owning the given columns of X."""
+    owners = []
+    for term, idx in design.spec.term_indices.items():
+        if any(j in idx for j in columns):
+            owners.append(str(term))
+    return owners
+
+
+def check_confounding(design: Design, structure: ReStructure) -> None:
+    """Refuse random effects that the fixed effects already contain.
+
+    For column k of a random-effects block with grouping factor g (the intercept of
+    ``(1 | g)``, or the slope of ``Days`` in ``(Days | g)``), the model adds one column per
+    level, z_k restricted to that level's rows. If all of them lie in the column span of X,
+    as they do when the fixed part has the dummies of g (``C(g)``, or ``Days:C(g)`` for the
+    slope), the fixed effects absorb every value of those random effects: their variance is
+    not identified, the REML criterion is flat in it (the optimiser stays at its start and
+    reports τ² = σ²) and the ML one drives it to 0. A group-level covariate in X (a group
+    mean) spans one direction among the G columns, not all of them, and is not flagged.
+
+    The test projects each column on span(X) with a QR of X and compares the residual's
+    length with the column's (relative tolerance `CONFOUND_RTOL`). Columns of different
+    levels have disjoint rows and so are linearly independent: when more than p levels have
+    a non-zero column they cannot all lie in the p-dimensional span(X), which settles
+    ordinary models without any projection.
+    """
+    X = design.X
+    n, p = X.shape
+    Q = None
+    for block in structure.blocks:
+        codes, G = block.groups.codes, block.groups.n_groups
+        for k, name in enumerate(block.columns):
+            z = block.Z[:, k]
+            col_norm2 = np.bincount(codes, weights=z * z, minlength=G)
+            present = np.flatnonzero(col_norm2 > 0)
+            if len(present) == 0 or len(present) > p:
+                continue
+            if Q is None:
+                Q = np.linalg.qr(X, mode="reduced")[0]
+            E = np.zeros((n, len(present)))
+            pos = np.full(G, -1)
+            pos[present] = np.arange(len(present))
+            rows = np.flatnonzero(pos[codes] >= 0)
+            E[rows, pos[codes[rows]]] = z[rows]
+            resid = E - Q @ (Q.T @ E)
+            ratio = np.linalg.norm(resid, axis=0) / np.sqrt(col_norm2[present])
+            if np.all(ratio <= CONFOUND_RTOL):
+                _raise_confounded(design, block, name, E)
+
+
+def _raise_confounded(design: Design, block, name: str, E: np.ndarray) -> None:
+    coef = np.linalg.lstsq(design.X, E, rcond=None)[0]
+    size = np.abs(coef).max(axis=1)
+    used = np.flatnonzero(size > 1e-8 * max(size.max(), 1e-300))
+    terms = _fixed_terms_of(design, used)
+    named = [t for t in terms if t not in ("1", "Intercept")] or terms
+    fixed = " and ".join(named)
+    plural = "s" if len(named) > 1 else ""
+    term = f"({block.term.expr} | {block.factor})"
+    if name == "Intercept":
+        what, own = f"The random intercept of {term}", "intercept"
+        drop = term if block.q == 1 else f"the random intercept from {term}"
+    else:
+        what, own = f"The random slope of {name!r} in {term}", f"slope of {name!r}"
+        drop = term if block.q == 1 else f"{name!r} from {term}"
+    raise RankDeficientError(
+        f"{what} is confounded with the fixed term{plural} {fixed}: the fixed effects already "
+        f"give every level of {block.factor!r} its own {own}, so the data cannot say how much "
+        f"the levels vary around the average and that variance cannot be estimated (the "
+        f"criterion would be flat in it). Drop {fixed} from the fixed part, or drop {drop}.")
+
+
 def check_fit(opt: Optimum, structure: ReStructure) -> bool:
     """Warn in plain words about boundary fits and doubtful convergence; return `converged`."""
     converged = True
+    if opt.flat:
+        warn(
+            "The optimiser could not estimate the random-effect variances: the criterion "
+            "(deviance) is the same for every value it tried (a flat criterion), so the reported "
+            "variances are only where the search started (equal to the residual variance). "
+            "The data carry "
+            "no information about them, e.g. because the fixed part already contains the "
+            "random terms. Simplify the random effects or remove fixed terms that duplicate "
+            "them.", ConvergenceWarning)
+        return False
     theta_unit = structure.to_unit_scale(opt.theta)
     scale = max(1.0, float(np.max(np.abs(theta_unit))))
     # the Newton step left, relative to θ̃ (a random-effect SD of 6000σ is known to 1e-3·6000)
     if opt.scaled_gradient > 1e-3 * scale or np.any(opt.gradient[opt.at_bound] < -1e-3):
         converged = False
-        warnings.warn(
+        warn(
             f"The optimiser may not have found the best estimates: the deviance still slopes at "
             f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
             f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
-            f"effects.", ConvergenceWarning, stacklevel=3)
+            f"effects.", ConvergenceWarning)
     if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
         converged = False
-        warnings.warn(
+        warn(
             "The fit may sit at a saddle point rather than a maximum of the likelihood (the "
             "Hessian of the deviance is not positive definite). Simplify the random effects or "
-            "rescale covariates.", ConvergenceWarning, stacklevel=3)
+            "rescale covariates.", ConvergenceWarning)
     # on the unit scale (columns of Z with RMS 1), so the verdict does not depend on units
     for block, T in zip(structure.blocks, structure.factors_T(theta_unit)):
         diag = np.diag(T)
@@ -118,17 +207,17 @@ def check_fit(opt: Optimum, structure: ReStructure) -> bool:
         if zero:
             what = " and ".join(repr(z) for z in zero)
             kind = "intercept" if zero == ["Intercept"] else "effect"
-            warnings.warn(
+            warn(
                 f"The random-{kind} variance of {what} by {block.factor!r} is estimated at zero "
                 f"(a boundary, or 'singular', fit): these data show no evidence that it differs "
                 f"between groups of {block.factor!r}. Consider dropping it from {where}.",
-                BoundaryFitWarning, stacklevel=3)
+                BoundaryFitWarning)
         else:
-            warnings.warn(
+            warn(
                 f"The random effects in {where} are perfectly correlated (a correlation "
                 f"estimated at ±1: a boundary, or 'singular', fit): the data cannot separate "
                 f"them. Consider uncorrelated effects ('||') or dropping a random slope.",
-                BoundaryFitWarning, stacklevel=3)
+                BoundaryFitWarning)
     return converged
 
 
@@ -174,8 +263,11 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
                           context="the mixed model", check_rank=False)
     check_full_rank(design)
+    # the result keeps its own copy: editing the caller's DataFrame later changes nothing
+    design = dataclasses.replace(design, data=design.data.copy())
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
+    check_confounding(design, structure)
     dev = deviance_function(design, structure, method)
     opt = optimize_theta(dev, structure, bool(reml))
     return assemble(formula, bool(reml), design, structure, dev, opt)
@@ -198,22 +290,35 @@ def optimize_theta(dev: SingleFactorDeviance | SparseDeviance, structure: ReStru
     convergence checks are also invariant to the units of the covariates.
     """
     scale = structure.theta_scale()
+    seen = [np.inf, -np.inf]       # smallest and largest criterion value the search met
+
+    def record(value: float) -> float:
+        if np.isfinite(value):
+            seen[0], seen[1] = min(seen[0], value), max(seen[1], value)
+        return value
 
     def objective(theta_unit: np.ndarray) -> float:
-        return dev.objective(theta_unit / scale, reml)
+        return record(dev.objective(theta_unit / scale, reml))
 
     objective_and_gradient = None
     if isinstance(dev, SingleFactorDeviance):
         def objective_and_gradient(theta_unit: np.ndarray) -> tuple[float, np.ndarray]:
             value, grad = dev.objective_and_gradient(theta_unit / scale, reml)
-            return value, grad / scale          # ∂d/∂θ̃ = (∂d/∂θ) / s
+            return record(value), grad / scale          # ∂d/∂θ̃ = (∂d/∂θ) / s
 
     start = structure.theta_start()
     lme4_start = structure.to_unit_scale(start)
     restarts = [] if np.allclose(lme4_start, start) else [lme4_start]
     opt = minimize_deviance(objective, start, structure.theta_lower(), objective_and_gradient,
                             restarts=restarts)
-    return dataclasses.replace(opt, theta=structure.from_unit_scale(opt.theta))
+    flat = False
+    if seen[1] - seen[0] <= FLAT_RTOL * max(1.0, abs(opt.value)):
+        # Every value met was the same (the search may have stopped at once, its gradient 0):
+        # look further away before calling the criterion flat.
+        probes = [objective(start * t) for t in (0.0, 0.3, 3.0)]
+        flat = max(probes + [seen[1]]) - min(probes + [seen[0]]) <= (
+            FLAT_RTOL * max(1.0, abs(opt.value)))
+    return dataclasses.replace(opt, theta=structure.from_unit_scale(opt.theta), flat=flat)
 
 
 def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
@@ -271,20 +376,20 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
     pick = (lambda d: d[factors[0]]) if one else (lambda d: d)
     return LMMResult(
         formula=formula, reml=reml,
-        fixef=pd.Series(pls.beta, index=terms, name="estimate"),
-        bse=pd.Series(np.sqrt(np.diag(V)), index=terms, name="std.err"),
-        vcov=pd.DataFrame(V, index=terms, columns=terms),
+        _fixef=pd.Series(pls.beta, index=terms, name="estimate"),
+        _bse=pd.Series(np.sqrt(np.diag(V)), index=terms, name="std.err"),
+        _vcov=pd.DataFrame(V, index=terms, columns=terms),
         sigma=float(np.sqrt(s2)),
-        theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
+        _theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
         loglik=-0.5 * opt.value,
-        cov_re=pick(cov_re), ranef=pick(ranef), ranef_condvar=pick(condvar),
-        ranef_condcov=pick(condcov),
-        singular=singular, converged=converged, nobs=n, ngroups=ngroups,
+        _cov_re=pick(cov_re), _ranef=pick(ranef), _ranef_condvar=pick(condvar),
+        _ranef_condcov=pick(condcov),
+        singular=singular, converged=converged, nobs=n, _ngroups=ngroups,
         n_params=p + len(theta) + 1, response=design.response, group_names=tuple(factors),
-        re_terms=re_terms, data_index=design.index,
-        fitted=pd.Series(fitted, index=design.index, name="fitted"),
-        resid=pd.Series(design.y - fitted, index=design.index, name="resid"),
-        optinfo={"evaluator": type(dev).__name__, "nfev": opt.nfev,
+        _re_terms=re_terms, data_index=design.index,
+        _fitted=pd.Series(fitted, index=design.index, name="fitted"),
+        _resid=pd.Series(design.y - fitted, index=design.index, name="resid"),
+        _optinfo={"evaluator": type(dev).__name__, "nfev": opt.nfev,
                  "gradient": opt.gradient, "scaled_gradient": opt.scaled_gradient,
                  "hessian_min_eig": opt.hessian_min_eig, "message": opt.message},
         design=design, structure=structure,

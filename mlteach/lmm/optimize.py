@@ -38,6 +38,7 @@ class Optimum:
     at_bound: np.ndarray
     nfev: int
     message: str
+    flat: bool = False   # the criterion took the same value everywhere the search looked
 
 
 def _steps(x: np.ndarray) -> np.ndarray:

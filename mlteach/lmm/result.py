@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from mlteach._tables import Summary, coef_table, confidence_interval
-from mlteach.design import Design, GroupIndex, check_columns
+from mlteach.design import Design, check_columns
+from mlteach.errors import MlteachWarning
+from mlteach.lmm._warn import warn
 from mlteach.lmm.structure import ReStructure
 
 Frames = pd.DataFrame | dict[str, pd.DataFrame]
@@ -56,30 +58,85 @@ class LMMResult:
 
     formula: str
     reml: bool
-    fixef: pd.Series
-    bse: pd.Series
-    vcov: pd.DataFrame
+    _fixef: pd.Series
+    _bse: pd.Series
+    _vcov: pd.DataFrame
     sigma: float
-    theta: pd.Series
+    _theta: pd.Series
     loglik: float
-    cov_re: Frames
-    ranef: Frames
-    ranef_condvar: Frames
-    ranef_condcov: Frames
+    _cov_re: Frames
+    _ranef: Frames
+    _ranef_condvar: Frames
+    _ranef_condcov: Frames
     singular: bool
     converged: bool
     nobs: int
-    ngroups: dict[str, int]
+    _ngroups: dict[str, int]
     n_params: int
     response: str
     group_names: tuple[str, ...]
-    re_terms: dict[str, list[str]]
+    _re_terms: dict[str, list[str]]
     data_index: pd.Index = field(repr=False)
-    fitted: pd.Series = field(repr=False)
-    resid: pd.Series = field(repr=False)
-    optinfo: dict = field(repr=False)
+    _fitted: pd.Series = field(repr=False)
+    _resid: pd.Series = field(repr=False)
+    _optinfo: dict = field(repr=False)
     design: Design = field(repr=False)
     structure: ReStructure = field(repr=False)
+
+
+    # Every table and dict the result hands out is a fresh copy: editing `fit.params` or
+    # `fit.ranef` never changes the result, its other attributes or later predictions.
+    @property
+    def fixef(self):
+        return _copied(self._fixef)
+
+    @property
+    def bse(self):
+        return _copied(self._bse)
+
+    @property
+    def vcov(self):
+        return _copied(self._vcov)
+
+    @property
+    def theta(self):
+        return _copied(self._theta)
+
+    @property
+    def cov_re(self):
+        return _copied(self._cov_re)
+
+    @property
+    def ranef(self):
+        return _copied(self._ranef)
+
+    @property
+    def ranef_condvar(self):
+        return _copied(self._ranef_condvar)
+
+    @property
+    def ranef_condcov(self):
+        return _copied(self._ranef_condcov)
+
+    @property
+    def ngroups(self):
+        return _copied(self._ngroups)
+
+    @property
+    def re_terms(self):
+        return _copied(self._re_terms)
+
+    @property
+    def fitted(self):
+        return _copied(self._fitted)
+
+    @property
+    def resid(self):
+        return _copied(self._resid)
+
+    @property
+    def optinfo(self):
+        return _copied(self._optinfo)
 
     # ---------------------------------------------------------------- per-factor access
     def _one(self, value: Frames, factor: str | None) -> pd.DataFrame:
@@ -98,25 +155,26 @@ class LMMResult:
 
     def get_ranef(self, factor: str | None = None) -> pd.DataFrame:
         """Conditional modes of one grouping factor as a DataFrame (any number of factors)."""
-        return self._one(self.ranef, factor)
+        return self._one(self._ranef, factor).copy()
 
     def get_condvar(self, factor: str | None = None) -> pd.DataFrame:
         """Conditional variances of one grouping factor's random effects."""
-        return self._one(self.ranef_condvar, factor)
+        return self._one(self._ranef_condvar, factor).copy()
 
     def get_condcov(self, factor: str | None = None) -> pd.DataFrame:
         """Conditional covariance matrices of one grouping factor's random effects, rows
         (level, term), columns term."""
-        return self._one(self.ranef_condcov, factor)
+        return self._one(self._ranef_condcov, factor).copy()
 
     def get_cov_re(self, factor: str | None = None) -> pd.DataFrame:
         """Covariance matrix of one grouping factor's random effects."""
-        return self._one(self.cov_re, factor)
+        return self._one(self._cov_re, factor).copy()
 
     @property
     def params(self) -> pd.Series:
-        """Alias of `fixef`, the name mlteach.ols and mlteach.panel results (and statsmodels) use."""
-        return self.fixef
+        """Alias of `fixef`, the name mlteach.ols and mlteach.panel results (and statsmodels) use
+        (a copy, as every table of the result)."""
+        return _copied(self._fixef)
 
     # ---------------------------------------------------------------- likelihood summaries
     @property
@@ -197,31 +255,57 @@ class LMMResult:
                 ) -> pd.Series:
         """Predictions Xβ̂ (+ Zb̂ when `include_random`) for the fitted rows or for `newdata`.
 
-        Groups of `newdata` not seen in fitting get random effects 0: their prediction is the
-        population-average line Xβ̂, the best guess for a new group. Random effects of a
-        grouping factor are added only for the levels it had in the data used for the fit.
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict for; the rows used in fitting when None. It needs the fixed-effect
+            variables and, when `include_random`, the grouping columns and the variables of
+            the random terms.
+        include_random : bool
+            True adds each row's group random effects b̂ (a prediction for *that* group);
+            False gives the population-average line Xβ̂ for every row.
+
+        Notes
+        -----
+        Groups are matched to the levels seen in fitting by value: a group stored as 1.0 in
+        the fitted data is the group 1 of `newdata`; text and numbers are never matched to
+        each other (the text '1' is not the number 1). For a nested or interaction factor
+        such as ``school:class`` every component must match.
+
+        Rows whose group was not seen in fitting, or whose group is missing (NaN), get random
+        effects 0 for that grouping factor: their prediction is the population-average line
+        (for that factor), the best guess for a new group, as lme4's ``predict(...,
+        allow.new.levels = TRUE)``. A warning (`MlteachWarning`) counts them per grouping
+        factor; rows of groups seen in fitting keep their b̂.
         """
+        fixef = self._fixef.to_numpy()
         if newdata is None:
             if include_random:
-                return self.fitted.rename("predicted")
+                return self._fitted.rename("predicted")
             X = self.design.X
-            return pd.Series(X @ self.fixef.to_numpy(), index=self.data_index, name="predicted")
+            return pd.Series(X @ fixef, index=self.data_index, name="predicted")
         X = self.design.encode(newdata)
-        out = X @ self.fixef.to_numpy()
+        out = X @ fixef
         if include_random:
+            unmatched: dict[str, dict] = {}
             for block, b in zip(self.structure.blocks, self._ranef_blocks()):
                 check_columns(newdata, list(block.term.factor), "grouping variable")
                 Z = block.encode(newdata)
-                labels = _labels(newdata, block.term.factor)
-                pos = pd.Index(block.groups.levels).get_indexer(labels)
+                pos, missing, report = _match_levels(block, self.design.data, newdata)
                 seen = pos >= 0
                 contrib = np.zeros(len(newdata))
                 contrib[seen] = np.einsum("ik,ik->i", Z[seen], b[pos[seen]])
                 out = out + contrib
+                if not seen.all():
+                    unmatched.setdefault(block.factor, {"pos": pos, "missing": missing,
+                                                        **report})
+            for factor, info in unmatched.items():
+                _warn_unmatched(factor, info)
         return pd.Series(out, index=newdata.index, name="predicted")
 
     def _ranef_blocks(self) -> list[np.ndarray]:
-        return [self.get_ranef(b.factor)[b.columns].to_numpy() for b in self.structure.blocks]
+        return [self._one(self._ranef, b.factor)[b.columns].to_numpy()
+                for b in self.structure.blocks]
 
     # ---------------------------------------------------------------- printing
     def summary(self) -> Summary:
@@ -260,13 +344,103 @@ class LMMResult:
         return self.summary()._repr_html_()
 
 
-def _labels(data: pd.DataFrame, factor: tuple[str, ...]) -> pd.Index:
-    """Group labels as strings, joined with ':' for an interaction (as `GroupIndex`)."""
-    parts = [data[c].astype(str).to_numpy() for c in factor]
-    labels = parts[0]
-    for p in parts[1:]:
-        labels = np.char.add(np.char.add(labels.astype(str), ":"), p.astype(str))
-    return pd.Index(labels.astype(str), dtype=object)
+def _copied(value):
+    """A deep copy of a pandas object, array, list or dict of them (other values as they are)."""
+    if isinstance(value, (pd.Series, pd.DataFrame, np.ndarray)):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
+def _key(value: object) -> tuple[str, object]:
+    """A value's kind and value, so that 1 and 1.0 are the same group but '1' is not 1."""
+    if isinstance(value, (bool, np.bool_)):
+        return ("b", bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return ("n", float(value))
+    if isinstance(value, str):
+        return ("s", value)
+    return ("o", value)
+
+
+_KIND_WORDS = {"n": "numbers", "s": "text", "b": "True/False values", "o": "other values"}
+
+
+def _match_levels(block, fitted: pd.DataFrame, newdata: pd.DataFrame
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """For each row of `newdata`, the position of its group among `block`'s fitted levels.
+
+    Returns (pos, missing, report): pos is −1 for a group not seen in fitting or a missing
+    one; missing marks rows with a missing value in some grouping column; report holds
+    examples of unseen groups and a hint when a column holds another kind of value (text
+    against numbers) than in fitting.
+    """
+    cols = list(block.term.factor)
+    codes = block.groups.codes
+    n_levels = block.groups.n_groups
+    first = np.unique(codes, return_index=True)[1]      # a fitted row of each level
+    n = len(newdata)
+    level_code = np.zeros(n_levels, dtype=np.int64)
+    row_code = np.zeros(n, dtype=np.int64)
+    matched = np.ones(n, dtype=bool)
+    missing = np.zeros(n, dtype=bool)
+    hints = []
+    for c in cols:
+        fitted_keys = [_key(v) for v in fitted[c].to_numpy(dtype=object)[first]]
+        distinct = {k: j for j, k in enumerate(dict.fromkeys(fitted_keys))}
+        width = len(distinct) + 1
+        level_code = level_code * width + np.array([distinct[k] for k in fitted_keys])
+        values = newdata[c]
+        na = values.isna().to_numpy()
+        uniq_codes, uniq = pd.factorize(values.to_numpy(dtype=object))
+        uniq_keys = [_key(v) for v in uniq]
+        lookup = np.array([distinct.get(k, -1) for k in uniq_keys] + [-1], dtype=np.int64)
+        col_code = lookup[uniq_codes]          # factorize's −1 (missing) picks the last, −1
+        missing |= na
+        matched &= col_code >= 0
+        row_code = row_code * width + np.maximum(col_code, 0)
+        new_kinds = {k[0] for k, j in zip(uniq_keys, lookup) if j < 0}
+        fitted_kinds = {k[0] for k in distinct}
+        if new_kinds and not (new_kinds & fitted_kinds):
+            hints.append(
+                f"newdata's {c!r} holds {' and '.join(_KIND_WORDS[k] for k in sorted(new_kinds))}"
+                f" where the fitted {c!r} holds "
+                f"{' and '.join(_KIND_WORDS[k] for k in sorted(fitted_kinds))}, and the two "
+                f"are never matched: convert the column to the fitted kind first")
+    pos = pd.Index(level_code).get_indexer(row_code)
+    pos[~matched | missing] = -1
+    unseen = (pos < 0) & ~missing
+    examples = []
+    if unseen.any():
+        rows = newdata.loc[unseen, cols].drop_duplicates().head(3)
+        examples = [":".join(str(v) for v in r) for r in rows.itertuples(index=False)]
+    return pos, missing, {"examples": examples, "hints": hints}
+
+
+def _warn_unmatched(factor: str, info: dict) -> None:
+    """Count the rows of newdata whose `factor` group was not seen or is missing."""
+    missing = info["missing"]
+    n_new = int(((info["pos"] < 0) & ~missing).sum())
+    n_missing = int(missing.sum())
+    parts = []
+    if n_new:
+        rows = "1 row of newdata has" if n_new == 1 else f"{n_new} rows of newdata have"
+        level = "a level" if n_new == 1 else "levels"
+        parts.append(f"{rows} {level} of {factor!r} not seen in fitting "
+                     f"(e.g. {', '.join(info['examples'])})")
+    if n_missing:
+        of = "" if n_new else " of newdata"
+        rows = f"1 row{of} has" if n_missing == 1 else f"{n_missing} rows{of} have"
+        parts.append(f"{rows} a missing {factor!r}")
+    message = (" and ".join(parts) + ": their predictions use random effects of 0 for "
+               f"{factor!r} (the population average), as for a new group.")
+    if info["hints"]:
+        message += " Note: " + "; ".join(info["hints"]) + "."
+    message += " Pass include_random=False to silence this (population average for all rows)."
+    warn(message, MlteachWarning)
 
 
 __all__ = ["LMMResult"]
