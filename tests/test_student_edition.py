@@ -7,9 +7,11 @@ follows the exercise conventions (it registers its own checks, under chapter 0).
 from __future__ import annotations
 
 import html as html_module
+import re
 import json
 import os
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import exercise_conventions as conv  # noqa: E402
 import make_student  # noqa: E402
+from plain_markdown import RAW_MYST  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "ex_demo.ipynb"
 NOTEBOOKS = [FIXTURE, *conv.chapter_notebooks(ROOT)]
@@ -100,9 +103,9 @@ def test_fixture_edition_in_detail(edition):
     # exercise 0.2 has two solution cells: one placeholder replaces both
     i = sources.index('mlteach.check("0.2", answer)')
     assert sources[i - 1] == "# Your code here\nanswer = None  # replace None with your result"
-    assert sources[i - 2].startswith("```{exercise} Centring within schools")
+    assert sources[i - 2].startswith("**Exercise 0.2: Centring within schools**")
     # the conceptual exercise 0.4 keeps its text, loses its solution (same markdown cell)
-    cell = next(s for s in sources if ":label: ex-0-4" in s)
+    cell = next(s for s in sources if s.startswith("**Exercise 0.4"))
     assert "Explain in two sentences" in cell and "unmeasured influences" not in cell
     assert len({c.id for c in student.cells}) == len(student.cells)
 
@@ -119,15 +122,68 @@ def test_bundle(edition):
                 and "/mlteach/" not in n], "MyST twins (with solutions) must not be shipped"
 
 
-def _execute(path: Path, cwd: Path):
+@pytest.fixture(scope="module")
+def student_kernel(edition, tmp_path_factory) -> dict[str, str]:
+    """A fresh virtual environment outside the repository with only what the edition's
+    requirements.txt installs (`python -m venv`, then `pip install -r requirements.txt`, as the
+    edition's README tells a student), registered as a Jupyter kernel in a folder of its own."""
+    home = tmp_path_factory.mktemp("student-venv")
+    assert ROOT not in home.parents
+    venv_dir = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
+    python = venv_dir / "bin" / "python"
+    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
+                             str(edition / "requirements.txt")],
+                            capture_output=True, text=True, cwd=home)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    kernels = home / "jupyter" / "kernels" / "mlteach-student"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "mlteach student edition", "language": "python"}))
+    return {"JUPYTER_PATH": str(home / "jupyter"), "python": str(python)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_reads_right_in_any_jupyter_front_end(edition, path):
+    """No MyST a plain front end (JupyterLab without jupyterlab-myst, VS Code, Colab) shows
+    raw: no {role}`...`, no ```{directive}, no (label)= line, no $$ (label); no import of
+    myst_nb (a Sphinx extension the edition does not install)."""
+    nb = nbformat.read(edition / "notebooks" / path.name, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            hit = RAW_MYST.search(cell.source)
+            assert hit is None, (f"{path.name} cell {i}: raw MyST "
+                                 f"{cell.source[max(0, hit.start() - 30):hit.end() + 30]!r}")
+            assert not re.search(r"^% ", cell.source, re.M), f"{path.name} cell {i}: comment"
+        else:
+            assert not re.search(r"^\s*(from|import) myst_nb", cell.source, re.M), (
+                f"{path.name} cell {i} imports myst_nb")
+
+
+def test_glued_numbers_and_references_are_substituted(edition):
+    nb = nbformat.read(edition / "notebooks" / "02-random-intercepts.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "**Exercise 2.1: Variances, standard deviations and the ICC**" in text
+    assert "\\tag{2.1}" in text and "(2.1)" in text
+    assert "Figure 2.1" in text and "> **Learning goals**" in text
+    # the chapter's own glued value, formatted as the book formats it
+    executed = nbformat.read(ROOT / "notebooks" / "02-random-intercepts.ipynb", as_version=4)
+    from plain_markdown import format_glue, glue_values
+    glued = glue_values(executed)
+    assert format_glue(glued["null_icc"], ".3f") in text
+
+
+def _execute(path: Path, cwd: Path, kernel: dict[str, str]):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    env = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+           "JUPYTER_PATH": kernel["JUPYTER_PATH"], "PYTHONPATH": ""}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
+        NotebookClient(nb, timeout=300, kernel_name="mlteach-student",
                        resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
         for k, v in old.items():
@@ -142,10 +198,13 @@ def _execute(path: Path, cwd: Path):
 # chapter 1), so chapters are marked slow; the fixture runs in a few seconds.
 @pytest.mark.parametrize("path", [pytest.param(p, marks=[] if p == FIXTURE else pytest.mark.slow)
                                   for p in NOTEBOOKS], ids=IDS)
-def test_student_notebook_runs_as_handed_out(edition, path, tmp_path):
-    """Top to bottom, in a fresh folder with only the bundle, exercises left as handed out."""
+def test_student_notebook_runs_as_handed_out(edition, student_kernel, path, tmp_path):
+    """Top to bottom, in a fresh folder with only the bundle and a fresh environment with only
+    its requirements.txt, exercises left as handed out."""
     shutil.copytree(edition / "notebooks", tmp_path / "notebooks")
-    nb = _execute(tmp_path / "notebooks" / path.name, tmp_path / "notebooks")
+    nb = _execute(tmp_path / "notebooks" / path.name, tmp_path / "notebooks", student_kernel)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert not [o for o in first.outputs if o.get("output_type") == "error"]
     for cell in nb.cells:
         if conv.is_check_code(cell):
             text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
@@ -173,3 +232,28 @@ def test_student_html_has_no_solutions(tmp_path):
         leaked = [line for line in solution_lines(nb)
                   if len(line) > 20 and (line in pages or html_module.escape(line) in pages)]
         assert not leaked, f"{path.name}: solution lines in the student HTML: {leaked[:3]}"
+
+
+def test_plain_rewrite_of_each_myst_form():
+    from plain_markdown import BookIndex, PlainMarkdownError, Rewriter
+
+    index = BookIndex(labels={"ex-3-1": "Exercise 3.1"}, numbers={"eq-a": "3.2", "fig-b": "3.1"},
+                      kinds={"eq-a": "Equation", "fig-b": "Figure"},
+                      pages={"/book/notation": "Notation"},
+                      cites={"mundlak1978": ("Mundlak", "1978"),
+                             "bell2015": ("Bell and Jones", "2015")})
+    r = Rewriter(index, {"tau": "0.123456", "n": "160"})
+    text = r.markdown(
+        "(sec-x)=\n% a comment\nSee {numref}`fig-b`, {eq}`eq-a` and {ref}`ex-3-1`; the\n"
+        "{term}`ICC\n<intraclass correlation (ICC)>` is {glue:text}`tau:.2f` in {glue:text}`n`\n"
+        "schools {cite:p}`mundlak1978,bell2015`, as {cite:t}`bell2015` say; {doc}`/book/notation`."
+        "\n\n```{admonition} Careful\n:class: warning\nA $\\tau$ line.\n```\n\n"
+        "$$\ny = x\n$$ (eq-a)\n")
+    assert text == (
+        "See Figure 3.1, (3.2) and Exercise 3.1; the\nICC is 0.12 in 160\n"
+        "schools (Mundlak, 1978; Bell and Jones, 2015), as Bell and Jones (2015) say; Notation."
+        "\n\n> **Careful**\n>\n> A $\\tau$ line.\n\n$$\ny = x\n\\tag{3.2}\n$$")
+    with pytest.raises(PlainMarkdownError, match="no glued value 'nope'"):
+        r.markdown("{glue:text}`nope`")
+    with pytest.raises(PlainMarkdownError, match=r"the role \{kbd\} has no plain rewrite"):
+        r.markdown("{kbd}`Ctrl`")

@@ -11,7 +11,11 @@ For every notebook (default: ``notebooks/*.ipynb``) it writes ``<out>/notebooks/
   assigns ``answer = None`` when the solution assigns ``answer``;
 - each ``{solution}`` directive is cut from its markdown cell (a cell left empty is dropped);
 - every output and execution count is cleared; ``check`` cells and all other cells are kept;
-- a short note at the top tells students how to answer and check.
+- a short note at the top tells students how to answer and check;
+- the markdown is rewritten for any Jupyter front end (`plain_markdown.py`): glued numbers
+  substituted, cross-references, glossary terms and citations as plain text, admonitions and
+  exercises as block quotes and bold titles, and ``from myst_nb import glue`` replaced by a
+  stand-in, so nothing Sphinx-only is imported.
 
 Beside them it copies what the notebooks need (the ``mlteach`` package with its data, and any
 non-chapter files in ``notebooks/``), writes ``requirements.txt``, ``README.md`` (how to hand the
@@ -40,6 +44,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_markdown import BookIndex, plain_notebook  # noqa: E402
 from exercise_conventions import (  # noqa: E402
     PLACEHOLDER,
     assigns_answer,
@@ -57,7 +62,10 @@ INSTRUCTOR_PAGES = ("book/instructors",)
 # Top-level entries never copied into the temporary book sources.
 NOT_BOOK_SOURCES = {".git", ".venv", "_build", ".hypothesis", ".pytest_cache", ".ci", "tests",
                     "tools", "benchmarks", "mlteach", "notebooks", "__pycache__"}
-RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "formulaic", "matplotlib", "ipykernel")
+# What the student notebooks import (linearmodels: the wage_panel data of chapters 4 and 8), and
+# JupyterLab to open them: a fresh environment with only these runs every notebook.
+RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "formulaic", "matplotlib", "ipykernel",
+                    "linearmodels", "jupyterlab")
 
 INSTRUCTOR_STUB = """# For instructors
 
@@ -141,9 +149,10 @@ def write_notebooks(notebooks: list[Path], out: Path) -> list[Path]:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     written = []
+    index = BookIndex.build(notebooks)
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        student = student_notebook(nb, path.name)
+        student = plain_notebook(student_notebook(nb, path.name), nb, index, path.name)
         nbformat.validate(student)
         target = dest / path.name
         target.write_text(nbformat.writes(student) + "\n", encoding="utf-8")
@@ -194,8 +203,11 @@ text and a check cell; its solution is replaced by a cell marked `# Your code he
 
 - **Zip**: give students `mlteach-student.zip`. They unzip it, run
   `python -m pip install -r requirements.txt` (Python 3.10+) and open `notebooks/` in
-  JupyterLab (`jupyter lab notebooks/`). The `mlteach` folder next to the notebooks is what
-  `import mlteach` loads, so nothing else needs installing.
+  JupyterLab (`jupyter lab notebooks/`; requirements.txt installs it), VS Code or Colab. The
+  `mlteach` folder next to the notebooks is what `import mlteach` loads, so nothing else needs
+  installing. The notebooks are plain Jupyter markdown: the numbers the book computes are
+  written in, cross-references read "Figure 2.1" and "(2.3)", and nothing needs the book's
+  Sphinx tools.
 - **LMS** (Moodle, Canvas, ...): upload one chapter notebook per assignment, and the zip once
   as course material (the notebooks need the `mlteach` folder next to them, or mlteach
   installed). Students submit their completed `.ipynb`.
