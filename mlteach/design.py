@@ -28,8 +28,10 @@ Column types are checked at the door (`check_column_types`), once, for every est
 durations and complex numbers are errors; text columns (``object``, pandas ``"str"``/``"string"``
 or pyarrow strings) are always categories, dummy-coded by their text ("1", "2" are the labels
 "1", "2", never numbers); an ``object`` column of numbers is an error (convert it with
-``astype(float)``, or wrap it in ``C()``). The rows used are copied (only the columns used), so
-later edits of the caller's DataFrame cannot change a fitted model.
+``astype(float)``, or wrap it in ``C()``); a categorical predictor with a category no row has is
+an error (its dummy would be all zero), while a grouping variable's unused categories are simply
+not groups. The rows used are copied (only the columns used), so later edits of the caller's
+DataFrame cannot change a fitted model.
 """
 
 from __future__ import annotations
@@ -60,7 +62,6 @@ from mlteach.errors import (
     RankDeficientError,
     UnknownVariableError,
     UnseenLevelError,
-    UnusedCategoryWarning,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -495,13 +496,12 @@ def _text_as_object(frame: pd.DataFrame) -> pd.DataFrame:
 
 def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "the model"
                  ) -> pd.DataFrame:
-    """Return a copy of the `columns` of `data` on the rows complete on them, warning with a
-    count of what was dropped.
+    """Return the rows of `data` complete on `columns`, warning with a count of what was dropped.
 
     Missing values are dropped listwise, as lme4, plm and statsmodels do by default, but never
     silently: the `MissingDataWarning` counts rows per variable and says how to take control.
-    The result is a copy (of the used columns only, text columns as object), so that editing
-    `data` later cannot change what a model was fitted on.
+    The result is never `data` itself (with pandas' copy-on-write, later edits of `data` do not
+    reach it); `fixed_design` passes only the columns a model uses and copies them.
     """
     columns = list(dict.fromkeys(columns))
     check_columns(data, columns)
@@ -521,20 +521,21 @@ def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "the
         )
         if (~bad).sum() == 0:
             raise DataTypeError(f"Every row has a missing value in {detail}: nothing left to fit.")
-        sub = sub.loc[~bad]
-    sub = _text_as_object(sub.copy())
+        data = data.loc[~bad]
+    else:
+        data = data.copy(deep=False)
     for col in columns:
-        values = sub[col]
+        values = data[col]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
                 and not pd.api.types.is_complex_dtype(values):
             arr = values.to_numpy(dtype=float)
             if not np.isfinite(arr).all():
-                row = sub.index[~np.isfinite(arr)][0]
+                row = data.index[~np.isfinite(arr)][0]
                 raise DataTypeError(
                     f"Variable {col!r} has infinite values (first at row {row!r}). Replace or "
                     f"drop them before fitting."
                 )
-    return sub
+    return data
 
 
 def _rows(k) -> str:
@@ -712,7 +713,8 @@ def fixed_design(
     check_column_types(data, outcome, "outcome")
     check_column_types(data, predictors, "predictor", categorical=_categorical_variables(parsed))
     _check_response_type(parsed, data)
-    used = drop_missing(data, list(variables) + list(extra), context)
+    columns = list(dict.fromkeys(list(variables) + list(extra)))
+    used = _text_as_object(drop_missing(data[columns], columns, context).copy())
     for name in predictors:
         unused = _unused_categories(used[name])
         if unused:
@@ -720,16 +722,6 @@ def fixed_design(
                 f"{_unused_message(name, unused, 'predictor')}: the formula would make an "
                 f"all-zero dummy for each, and the design would be rank deficient. Drop unused "
                 f"categories with df[{name!r}] = df[{name!r}].cat.remove_unused_categories().")
-    for name in dict.fromkeys(extra):
-        if name in predictors:
-            continue
-        unused = _unused_categories(used[name])
-        if unused:
-            warnings.warn(
-                f"{_unused_message(name, unused, 'grouping variable')}; they are not counted as "
-                f"groups. Drop unused categories with df[{name!r}] = "
-                f"df[{name!r}].cat.remove_unused_categories().",
-                UnusedCategoryWarning, stacklevel=user_stacklevel())
     try:
         mm = encode_formula(parsed, used, na_action="ignore")
     except _FormulaicSyntaxError as exc:

@@ -86,8 +86,4 @@ class SmallGroupWarning(MlteachWarning):
     """Some groups are too small (or too uniform) for a separate regression; they are NaN."""
 
 
-class UnusedCategoryWarning(MlteachWarning):
-    """A categorical grouping variable has categories that no row used has; they are ignored."""
-
-
 __all__ = [name for name in dir() if name[0].isupper()]
