@@ -244,6 +244,22 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     -------
     LMMResult
 
+    Raises
+    ------
+    RankDeficientError
+        When the fixed effects are collinear, or when a random term is confounded with fixed
+        terms: all the columns a random intercept or slope adds (one per level) lie in the span
+        of the fixed-effect columns, e.g. ``C(g) + (1 | g)`` or ``Days:C(g) + (0 + Days | g)``
+        (`check_confounding`). Its variance could not be estimated.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Doubtful convergence, a saddle point, or a flat criterion (the same value wherever
+        the optimiser looked: the data say nothing about the random-effect variances).
+    BoundaryFitWarning
+        A variance estimated at zero or a correlation at ±1.
+
     Notes
     -----
     The model, with b = Λ_θ u:
@@ -397,5 +413,5 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
 
 
 __all__ = ["lmm", "deviance_function", "optimize_theta", "check_fit", "check_full_rank",
-           "assemble",
+           "check_confounding", "assemble",
            "random_variables"]

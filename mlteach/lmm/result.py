@@ -20,6 +20,12 @@ Frames = pd.DataFrame | dict[str, pd.DataFrame]
 class LMMResult:
     """A fitted linear mixed model (REML or ML). Every attribute is set when it is returned.
 
+    Tables and dicts (`fixef`, `params`, `bse`, `vcov`, `theta`, `cov_re`, `ranef`,
+    `ranef_condvar`, `ranef_condcov`, `ngroups`, `re_terms`, `fitted`, `resid`, `optinfo` and
+    the ``get_*`` methods) return a fresh copy at each access: editing one never changes the
+    result, its other attributes or its predictions. The result also keeps its own copy of the
+    rows used, so editing the DataFrame passed to `mlteach.lmm` afterwards changes nothing.
+
     Attributes
     ----------
     formula : the lme4-style formula as given.

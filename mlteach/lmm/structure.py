@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import keyword
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ from formulaic import ModelSpec, model_matrix
 
 from mlteach.design import GroupIndex, check_columns, check_grouping
 from mlteach.errors import GroupingError, MlteachWarning
+from mlteach.lmm._warn import warn
 from mlteach.lmm.formula import RandomTerm
 
 
@@ -240,7 +240,7 @@ def _check_varies_within(Z: np.ndarray, columns: list[str], groups: GroupIndex,
             f"effect only.")
         if has_intercept:
             raise GroupingError(message)
-        warnings.warn(message, MlteachWarning, stacklevel=4)
+        warn(message, MlteachWarning)
 
 
 def _check_duplicate_columns(blocks: list[Block]) -> None:
