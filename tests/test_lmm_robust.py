@@ -275,3 +275,19 @@ def test_editing_the_callers_data_after_fitting_changes_nothing(sleep):
     data.loc[0, "Reaction"] = 1e6
     np.testing.assert_array_equal(fit.predict().to_numpy(), before_fitted)
     np.testing.assert_array_equal(no_warnings(lambda: fit.predict(new)).to_numpy(), before_new)
+
+
+def test_crossed_factors_predict_the_fitted_rows():
+    pen = mlteach.load("penicillin")
+    fit = mlteach.lmm("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+    np.testing.assert_allclose(no_warnings(lambda: fit.predict(pen)), fit.fitted)
+    new = pen.head(2).assign(sample=["A", "no such sample"])
+    with pytest.warns(MlteachWarning, match=r"^1 row of newdata has a level of 'sample' not seen "
+                                            r"in fitting \(e\.g\. no such sample\)"):
+        pred = fit.predict(new)
+    b_plate = fit.get_ranef("plate")["Intercept"]
+    b_sample = fit.get_ranef("sample")["Intercept"]
+    plate = str(new["plate"].iloc[1])
+    assert pred.iloc[1] == pytest.approx(fit.fixef["Intercept"] + b_plate[plate])
+    assert pred.iloc[0] == pytest.approx(fit.fixef["Intercept"] + b_plate[str(new["plate"].iloc[0])]
+                                         + b_sample["A"])
