@@ -667,12 +667,13 @@ def _check_levels(spec: ModelSpec, frame: pd.DataFrame) -> None:
         if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
             continue
         known = list(state["categories"])
-        kind_of = "lookup" if expr in frame.columns else "python"
-        cols = [n for n, called, _ in _expression_names(expr, kind_of)
-                if not called and n in frame.columns]
-        if len(cols) != 1 or not (kind_of == "lookup" or re.match(r"^\s*C\s*\(", expr)):
-            continue  # an expression of several columns: formulaic's warning is caught instead
-        col = cols[0]
+        if expr in frame.columns:
+            col = expr
+        else:  # C(col) or C(col, ...): the levels are col's values
+            match = re.match(r"^\s*C\s*\(\s*(`[^`]+`|[^\W\d][\w.]*)\s*[,)]", expr)
+            col = match.group(1).strip("`") if match else None
+            if col not in frame.columns:
+                continue  # an expression such as C(x > 3): formulaic's warning is caught instead
         values = pd.unique(frame[col].dropna())
         known_set = set(known)
         unseen = [v for v in values if v not in known_set]
@@ -681,8 +682,8 @@ def _check_levels(spec: ModelSpec, frame: pd.DataFrame) -> None:
                 f"newdata's {col!r} has level{'s' if len(unseen) > 1 else ''} "
                 f"{', '.join(map(repr, unseen[:10]))} not seen when the model was fitted "
                 f"(term {expr!r}; known levels: {', '.join(map(repr, known))}). The model has no "
-                f"coefficient for an unseen level and would predict it as the reference level "
-                f"{known[0]!r}: drop those rows or map them to a known level.")
+                f"coefficient for an unseen level (its dummies would all be zero, as for the "
+                f"reference level): drop those rows or map them to a known level.")
 
 
 def fixed_design(

@@ -285,7 +285,7 @@ def test_unseen_level_in_ols_predict(d):
     new.loc[new.index[0], "Subject"] = "999"
     with pytest.raises(UnseenLevelError, match=r"'Subject' has level '999' not seen when the model "
                                                r"was fitted \(term 'C\(Subject\)'; known levels: "
-                                               r"'308', '309'.*reference level '308'"):
+                                               r"'308', '309'.*as for the reference level\)"):
         fit.predict(new)
 
 
@@ -297,6 +297,15 @@ def test_unseen_level_of_a_plain_categorical_column(d):
                                                r"'late'"):
         fit.predict(new)
     assert np.isfinite(fit.predict(d.head(2))).all()
+
+
+def test_categorical_expressions_predict_new_values(d):
+    fit = mlteach.ols("Reaction ~ C(Days > 4) + C(Subject, contr.treatment(base='309'))", d)
+    new = d.head(3).assign(Days=[20, 30, 1])  # new Days, known levels of Days > 4
+    np.testing.assert_allclose(fit.predict(new).to_numpy()[[0, 1]], fit.predict(new).iloc[0])
+    new = d.head(1).assign(Subject=pd.Categorical(["999"]))
+    with pytest.raises(UnseenLevelError, match=r"'Subject' has level '999' not seen.*known levels: '308'"):
+        fit.predict(new)
 
 
 def test_unseen_level_in_lmm_predict(d):
