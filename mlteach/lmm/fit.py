@@ -279,8 +279,8 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
                           context="the mixed model", check_rank=False)
     check_full_rank(design)
-    # the result keeps its own copy: editing the caller's DataFrame later changes nothing
-    design = dataclasses.replace(design, data=design.data.copy())
+    # design.data is fixed_design's own copy of the columns used (never the caller's frame):
+    # editing the caller's DataFrame after fitting changes neither the fit nor predict()
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
     check_confounding(design, structure)
