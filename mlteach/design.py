@@ -12,7 +12,7 @@ Each term of a formula such as ``y ~ np.log(x) + I(x**2) + C(school)`` is a Pyth
 evaluated on the data. The names a formula may use are, and are only:
 
 * the columns of the data (quote a name that is not a Python identifier with backticks:
-  ```my col` + `IQ.verb```; unicode names such as ``schüle`` need no quoting);
+  `` `my col` + `IQ.verb` ``; unicode names such as ``schüle`` need no quoting);
 * ``np`` (numpy), and numpy's ``log``, ``exp`` and ``sqrt`` (`FORMULA_NAMESPACE`);
 * formulaic's transforms: ``C`` (categories, with ``contr.treatment(...)`` and friends), ``I``,
   ``center``, ``scale``, ``standardize``, ``poly``, ``bs``, ``lag`` and the others formulaic
@@ -31,7 +31,8 @@ or pyarrow strings) are always categories, dummy-coded by their text ("1", "2" a
 ``astype(float)``, or wrap it in ``C()``); a categorical predictor with a category no row has is
 an error (its dummy would be all zero), while a grouping variable's unused categories are simply
 not groups. The rows used are copied (only the columns used), so later edits of the caller's
-DataFrame cannot change a fitted model.
+DataFrame cannot change a fitted model; category levels and contrasts are captured at fit time,
+and new data for a prediction with a level not seen in fitting is an `UnseenLevelError`.
 """
 
 from __future__ import annotations
