@@ -22,6 +22,7 @@ from scipy import linalg
 
 from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_grouping, fixed_design
+from mlteach.errors import RankDeficientError
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ class OLSResult(CoefficientTable):
     resid: pd.Series = field(repr=False)
     fittedvalues: pd.Series = field(repr=False)
     design: Design = field(repr=False)
+
+    def __getattribute__(self, name: str):
+        # The result owns its tables: a Series or DataFrame it hands out is a copy, so editing
+        # fit.params (or resid, vcov, fittedvalues) changes nothing in the fit or its predictions.
+        value = object.__getattribute__(self, name)
+        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
+            return value.copy()
+        return value
 
     @property
     def rsquared_adj(self) -> float:
@@ -123,7 +132,11 @@ def ols(formula: str, data: pd.DataFrame, cluster: str | None = None) -> OLSResu
     X, y = design.X, design.y
     n, p = X.shape
     if n <= p:
-        raise ValueError(f"{n} rows for {p} coefficients: least squares needs more rows than terms.")
+        raise RankDeficientError(
+            f"{n} rows but {p} coefficients ({', '.join(design.terms)}): no residual degrees "
+            f"of freedom are left, so the fit would pass through every row and the error "
+            f"variance and standard errors cannot be estimated. Least squares needs more rows "
+            f"than coefficients: use fewer terms or more data.")
     ls = least_squares(X, y)
     beta, resid, XtX_inv = ls.beta, ls.resid, ls.XtX_inv
     fitted = X @ beta

@@ -25,7 +25,8 @@ from scipy import stats
 
 from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
-from mlteach.errors import DroppedTermWarning, GroupingError, RankDeficientError
+from mlteach.errors import (DataTypeError, DroppedTermWarning, GroupingError, MlteachError,
+                            RankDeficientError)
 from mlteach.ols import LeastSquares
 
 if TYPE_CHECKING:
@@ -39,9 +40,9 @@ ZERO_VARIATION = 1e-9
 
 
 def check_option(name: str, value: object, allowed: Sequence[str]) -> None:
-    """Raise ValueError unless `value` is one of the `allowed` option strings."""
+    """Raise `MlteachError` unless `value` is one of the `allowed` option strings."""
     if value not in allowed:
-        raise ValueError(
+        raise MlteachError(
             f"{name}={value!r} is not an option; choose one of "
             f"{', '.join(repr(a) for a in allowed)}."
         )
@@ -88,7 +89,7 @@ def check_index_columns(data: pd.DataFrame, group: str, time: str | None) -> Non
     than a row silently dropped with the missing values of the model's variables.
     """
     if not isinstance(group, str):
-        raise TypeError(f"group must be the name of a column (a string), got {group!r}.")
+        raise DataTypeError(f"group must be the name of a column (a string), got {group!r}.")
     names = [("group", group)] + ([("time", time)] if time is not None else [])
     check_columns(data, [c for _, c in names], "panel index variable")
     for role, col in names:
@@ -259,12 +260,13 @@ def rsquared(y: np.ndarray, resid: np.ndarray) -> float:
     return float(np.corrcoef(y, fitted)[0, 1] ** 2)
 
 
-def assert_enough_rows(n: int, p: int, what: str) -> None:
+def assert_enough_rows(n: int, p: int, what: str, terms: Sequence[str] | None = None) -> None:
     """Raise `RankDeficientError` when a regression has no residual degrees of freedom."""
     if n <= p:
+        named = f" ({', '.join(terms)})" if terms is not None else ""
         raise RankDeficientError(
-            f"{what} has {n} rows for {p} coefficients: no residual degrees of freedom are "
-            f"left to estimate the error variance. Use fewer regressors or more data."
+            f"{what} has {n} rows but {p} coefficients{named}: no residual degrees of freedom "
+            f"are left to estimate the error variance. Use fewer regressors or more data."
         )
 
 
@@ -324,6 +326,15 @@ class PanelResult(CoefficientTable):
     notes: tuple[str, ...] = ()
     facts: tuple[tuple[str, object], ...] = ()
     prediction_basis: "PredictionBasis | None" = field(default=None, repr=False, compare=False)
+
+    def __getattribute__(self, name: str):
+        # A result owns its tables: every Series or DataFrame it hands out is a copy, so that
+        # editing fit.params (or resid, vcov, group_effects, ...) changes nothing in the fit,
+        # its predictions or its summary.
+        value = object.__getattribute__(self, name)
+        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
+            return value.copy()
+        return value
 
     @property
     def rsquared_adj(self) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlteach._tables import Summary
+from mlteach.errors import DataTypeError, MlteachError
 from mlteach.ols import OLSResult
 from mlteach.panel._core import PanelResult
 
@@ -146,7 +147,7 @@ def _facts(fit: Any) -> dict:
 def _check_fit(i: int, fit: Any) -> None:
     coef = _coefficients(fit)
     if not (isinstance(coef, pd.Series) and isinstance(getattr(fit, "bse", None), pd.Series)):
-        raise TypeError(f"Argument {i + 1} of compare() is a {type(fit).__name__}, not a fitted "
+        raise DataTypeError(f"Argument {i + 1} of compare() is a {type(fit).__name__}, not a fitted "
                         f"model: compare() needs coefficients (`params` or `fixef`) and "
                         f"standard errors (`bse`) by term, as results of mlteach.ols, "
                         f"mlteach.panel, mlteach.lmm and mlteach.glmm have.")
@@ -173,7 +174,7 @@ def compare(*fits: Any, names: Sequence[str] | None = None) -> Comparison:
     ...         mlteach.within(f, g, group="firm"), mlteach.swamy_arora(f, g, group="firm"))
     """
     if not fits:
-        raise ValueError("compare() needs at least one fitted model.")
+        raise MlteachError("compare() needs at least one fitted model.")
     for i, f in enumerate(fits):
         _check_fit(i, f)
     if names is None:
@@ -182,9 +183,9 @@ def compare(*fits: Any, names: Sequence[str] | None = None) -> Comparison:
                  for i, b in enumerate(base)]
     names = list(names)
     if len(names) != len(fits):
-        raise ValueError(f"names has {len(names)} entries for {len(fits)} models.")
+        raise MlteachError(f"names has {len(names)} entries for {len(fits)} models.")
     if len(set(names)) != len(names):
-        raise ValueError(f"names must be distinct, got {names}.")
+        raise MlteachError(f"names must be distinct, got {names}.")
     coefs = [_coefficients(f) for f in fits]
     terms: list[str] = []
     for c in coefs:

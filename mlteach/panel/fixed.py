@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import sparse
 
 from mlteach.design import GroupIndex, assert_full_rank, check_grouping
-from mlteach.errors import MissingDataWarning, RankDeficientError
+from mlteach.errors import MissingDataWarning, MlteachError, RankDeficientError
 from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
@@ -124,9 +124,32 @@ def _within_parts(panel: Panel, effects: Effects):
             f"swamy_arora() for group-level variables."
         )
     terms = [d.terms[j] for j in keep]
+    _check_within_df(panel, effects, n_time_effects, terms)
     Xw = Z[:, 1:][:, keep]
     assert_full_rank(Xw, terms)
     return Z[:, 0], Xw, terms, keep, tuple(dropped), n_time_effects
+
+
+def _check_within_df(panel: Panel, effects: Effects, n_time: int, terms: list[str]) -> None:
+    """`RankDeficientError` naming rows, groups, periods and coefficients when n − G − (T − 1)
+    − k ≤ 0: the fixed-effects model would fit every row exactly and has no error variance."""
+    n, G, k = panel.nobs, panel.groups.n_groups, len(terms)
+    left = n - G - n_time - k
+    if left > 0:
+        return
+    g, t = panel.group_name, panel.time_name
+    used = f"{G} {g} means"
+    if effects == "twoways":
+        used += f" and {n_time} {t} effects (from {panel.n_periods} periods)"
+    raise RankDeficientError(
+        f"The fixed-effects model has no residual degrees of freedom: {n} rows in {G} groups "
+        f"of {g!r}" + (f" over {panel.n_periods} periods of {t!r}" if t is not None else "")
+        + f" and {k} coefficient(s) ({', '.join(terms)}) leave n − G"
+        + (" − (T − 1)" if effects == "twoways" else "") + " − k = "
+        f"{n} − {G}" + (f" − {n_time}" if effects == "twoways" else "") + f" − {k} = {left}. "
+        f"The {used} use up {G + n_time} of the rows, so the model would fit every row "
+        f"exactly and leave nothing to estimate the error variance. Use fewer regressors, "
+        f"more rows per group (periods), or a random-effects model (swamy_arora()).")
 
 
 def _singleton_note(panel: Panel) -> tuple[int, tuple[str, ...]]:
@@ -211,7 +234,7 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
     check_option("cov", cov, ("classical", "robust", "cluster"))
     check_option("effects", effects, ("group", "twoways"))
     if effects == "twoways" and time is None:
-        raise ValueError("effects='twoways' removes time effects too: name the time column, "
+        raise MlteachError("effects='twoways' removes time effects too: name the time column, "
                          "e.g. within(..., group='firm', time='year', effects='twoways').")
     panel = prepare_panel(formula, data, group, time, context="the fixed-effects model")
     yw, Xw, terms, keep, dropped, n_time = _within_parts(panel, effects)
@@ -296,13 +319,13 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
     check_option("cov", cov, ("classical", "robust", "cluster"))
     check_option("effects", effects, ("group", "twoways"))
     if effects == "twoways" and time is None:
-        raise ValueError("effects='twoways' adds time dummies too: name the time column.")
+        raise MlteachError("effects='twoways' adds time dummies too: name the time column.")
     panel = prepare_panel(formula, data, group, time, context="the dummy-variable model")
     _, _, terms, keep, dropped, n_time_effects = _within_parts(panel, effects)
     n, G = panel.nobs, panel.groups.n_groups
     n_time = panel.n_periods - 1 if effects == "twoways" else 0
     if n * (G + n_time) > _LSDV_MAX_CELLS:
-        raise ValueError(
+        raise MlteachError(
             f"lsdv() would build a {n} × {G + n_time} matrix of dummy variables: too large. "
             f"within() gives the same slopes and standard errors without it."
         )
@@ -338,6 +361,7 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
     yw, _ = _absorb(panel, effects, y)
     basis = PredictionBasis(
         design=panel.design, group_levels=pd.Index(panel.groups.levels),
+        row_groups=panel.groups.codes,
         group_effect=group_effects["estimate"].to_numpy(),
         time_levels=panel.time_levels if n_time else None,
         time_effect=(np.concatenate([[0.0], time_effects["estimate"].to_numpy()])
@@ -396,7 +420,7 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
     """
     check_option("cov", cov, ("classical", "robust", "cluster"))
     if time is None:
-        raise ValueError("first_difference() needs the time column to order the rows.")
+        raise MlteachError("first_difference() needs the time column to order the rows.")
     panel = prepare_panel(formula, data, group, time, context="the first-difference model")
     d, codes, tpos = panel.design, panel.groups.codes, panel.time
     order = np.lexsort((tpos, codes))
@@ -430,9 +454,16 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
         f"between(), swamy_arora() or rewb() for {group}-level variables.", silent=())
     terms = [d.terms[j] for j in keep]
     X = dX[:, keep]
-    assert_full_rank(X, terms)
     n, p = X.shape
-    assert_enough_rows(n, p, "The first-difference regression")
+    if n <= p:
+        raise RankDeficientError(
+            f"The first-difference model has no residual degrees of freedom: {d.nobs} rows in "
+            f"{panel.groups.n_groups} groups of {group!r} over {panel.n_periods} periods of "
+            f"{time!r} give {n} differences (one per pair of consecutive periods) for {p} "
+            f"coefficient(s) ({', '.join(terms)}). The differences would be fitted exactly, "
+            f"leaving nothing to estimate the error variance. Use fewer regressors or more "
+            f"periods per group.")
+    assert_full_rank(X, terms)
     uniq, inv = np.unique(codes[now], return_inverse=True)
     diff_groups = GroupIndex(name=group, codes=inv.astype(np.intp), levels=pd.Index(panel.groups.levels)[uniq])
     ls = least_squares(X, dy)
@@ -450,6 +481,7 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
         facts=(("Differences", n), ("Gaps skipped", int(gaps.sum()))),
         prediction_basis=PredictionBasis(
             design=d, group_levels=pd.Index(panel.groups.levels),
+            row_groups=panel.groups.codes,
             fitted=pd.Series(dy - ls.resid, index=d.index[now], name="predicted")),
         **result_fields(ls, cv, terms, n - p),
     )
@@ -505,6 +537,7 @@ def between(formula: str, data: pd.DataFrame, group: str,
         rsquared=rsquared(yb, ls.resid),
         rsquared_kind="between", group=group, time=None,
         resid=pd.Series(ls.resid, index=pd.Index(groups.levels, name=group), name="resid"),
-        prediction_basis=PredictionBasis(design=d, group_levels=pd.Index(groups.levels)),
+        prediction_basis=PredictionBasis(design=d, group_levels=pd.Index(groups.levels),
+                                         row_groups=groups.codes),
         **result_fields(ls, cv, d.terms, G - p),
     )

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from mlteach._tables import Summary, _fmt, coef_table
-from mlteach.errors import HausmanWarning
+from mlteach.errors import DataTypeError, HausmanWarning, MlteachError, ModelComparisonError
 from mlteach.panel._core import CovType, PanelResult, check_option, prepare_panel
 from mlteach.panel.random import _gls_fit, swamy_arora_components
 
@@ -121,6 +121,68 @@ def wald_test(params: pd.Series, vcov: pd.DataFrame, terms: Sequence[str],
     return TestResult(name, null, W / q, q, int(df_denom), float(stats.f.sf(W / q, q, df_denom)))
 
 
+def _model_terms(fit: PanelResult) -> list[str]:
+    """The formula's terms as encoded (before any was dropped), without the intercept."""
+    basis = fit.prediction_basis
+    terms = (list(basis.design.terms) if basis is not None
+             else list(fit.params.index) + list(fit.dropped))
+    return [t for t in terms if t != "Intercept"]
+
+
+def _shown(items: Sequence[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def check_same_model(a: PanelResult, b: PanelResult, name_a: str, name_b: str,
+                     test: str) -> None:
+    """Raise `ModelComparisonError` unless two fits have the same outcome, terms, group and rows.
+
+    A test that compares two estimates of the same β (Hausman's) is meaningless when the two
+    fits estimate different models or use different rows: it would still return a number.
+    """
+    da = a.prediction_basis.design if a.prediction_basis is not None else None
+    db = b.prediction_basis.design if b.prediction_basis is not None else None
+    fix = f"fit both with the same formula, group and data before calling {test}"
+    if da is not None and db is not None and da.response != db.response:
+        raise ModelComparisonError(
+            f"The {name_a} fit models the outcome {da.response!r} but the {name_b} fit models "
+            f"{db.response!r}: {test} compares estimates of the same model, so {fix}.")
+    ta, tb = _model_terms(a), _model_terms(b)
+    if ta != tb:
+        if sorted(ta) == sorted(tb):
+            detail = "in a different order"
+        else:
+            only_a = [t for t in ta if t not in tb]
+            only_b = [t for t in tb if t not in ta]
+            detail = "; ".join(
+                [f"only the {name_a} fit has {_shown(only_a)}"] * bool(only_a)
+                + [f"only the {name_b} fit has {_shown(only_b)}"] * bool(only_b))
+        raise ModelComparisonError(
+            f"The {name_a} fit has terms {_shown(ta)} but the {name_b} fit has {_shown(tb)} "
+            f"({detail}): {fix}.")
+    if a.group != b.group:
+        raise ModelComparisonError(
+            f"The {name_a} fit has groups {a.group!r} but the {name_b} fit has groups "
+            f"{b.group!r}: {fix}.")
+    if a.n_rows != b.n_rows or a.n_groups != b.n_groups:
+        raise ModelComparisonError(
+            f"The two fits use different data: the {name_a} fit uses {a.n_rows} rows in "
+            f"{a.n_groups} groups, the {name_b} fit {b.n_rows} rows in {b.n_groups} groups. "
+            f"{fix[0].upper() + fix[1:]}; if rows with missing values were dropped from one "
+            f"of them, drop them from the data first, e.g. data.dropna(subset=[...]).")
+    if da is not None and db is not None and not da.index.equals(db.index):
+        ia, ib = pd.Index(da.index), pd.Index(db.index)
+        only_a, only_b = ia.difference(ib), ib.difference(ia)
+        if len(only_a) or len(only_b):
+            ex = (f"row {only_a[0]!r} is in the {name_a} fit but not in the {name_b} fit"
+                  if len(only_a) else
+                  f"row {only_b[0]!r} is in the {name_b} fit but not in the {name_a} fit")
+            raise ModelComparisonError(
+                f"The two fits use the same number of rows ({a.n_rows}) but not the same rows: "
+                f"{ex} ({max(len(only_a), len(only_b))} row(s) differ). {fix[0].upper()}"
+                f"{fix[1:]}.")
+
+
 def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     """Hausman's test of fixed against random effects (plm ``phtest``, Stata ``hausman``).
 
@@ -128,6 +190,9 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     ----------
     fe : the fixed-effects fit (`within` or `lsdv`), classical errors.
     re : the random-effects fit (`swamy_arora`), classical errors, same data.
+
+    Raises `ModelComparisonError` when the two fits differ in outcome, terms, group or rows
+    (the statistic would compare estimates of different models).
 
     Notes
     -----
@@ -148,22 +213,20 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     """
     for role, fit, kinds in (("fe", fe, ("within", "lsdv")), ("re", re, ("random",))):
         if not isinstance(fit, PanelResult) or fit.kind not in kinds:
-            raise TypeError(f"hausman(fe, re): {role} must be a result of "
+            raise DataTypeError(f"hausman(fe, re): {role} must be a result of "
                             f"{' or '.join(k + '()' for k in kinds).replace('random()', 'swamy_arora()')}, "
                             f"got {getattr(fit, 'estimator', type(fit).__name__)}.")
         if fit.cov_type != "classical":
-            raise ValueError(
+            raise ModelComparisonError(
                 f"hausman() needs classical standard errors, but the {role} fit used "
                 f"{fit.cov_description}. The formula Var(b_FE − b_RE) = V_FE − V_RE holds only "
                 f"when random effects is efficient (i.i.d. errors). For a test that allows "
                 f"heteroskedasticity and serial correlation use mundlak_test().")
-    if fe.n_rows != re.n_rows or fe.n_groups != re.n_groups:
-        raise ValueError(f"The two fits use different data (fe: {fe.n_rows} rows in "
-                         f"{fe.n_groups} groups; re: {re.n_rows} rows in {re.n_groups} groups). "
-                         f"Fit both on the same rows.")
+    check_same_model(fe, re, "fixed-effects", "random-effects", "hausman()")
     common = [t for t in fe.params.index if t in re.params.index and t != "Intercept"]
     if not common:
-        raise ValueError("The fixed- and random-effects fits share no coefficient to compare.")
+        raise ModelComparisonError(
+            "The fixed- and random-effects fits share no coefficient to compare.")
     d = (fe.params[common] - re.params[common]).to_numpy()
     Vd = (fe.vcov.loc[common, common] - re.vcov.loc[common, common]).to_numpy()
     Vinv, rank, pos_def = _psd_inverse(Vd)
@@ -247,7 +310,7 @@ def mundlak_test(formula: str, data: pd.DataFrame, group: str, cov: CovType = "c
                if t != "Intercept" and np.linalg.norm(d.X[:, j] - means[:, j])
                > 1e-9 * np.linalg.norm(d.X[:, j])]
     if not varying:
-        raise ValueError("No regressor varies within groups: there are no group means to test.")
+        raise MlteachError("No regressor varies within groups: there are no group means to test.")
     mean_names = [f"{d.terms[j]}_mean" for j in varying]
     X = np.column_stack([d.X, means[:, varying]])
     fields, _, _, _ = _gls_fit(panel, X, list(d.terms) + mean_names, vc.theta, cov, small_sample)

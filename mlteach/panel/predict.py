@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlteach.design import Design, GroupIndex, check_columns
-from mlteach.errors import GroupingError
+from mlteach.errors import DataTypeError, GroupingError, MlteachError
 
 if TYPE_CHECKING:
     from mlteach.panel._core import PanelResult
@@ -49,6 +49,12 @@ class PredictionBasis:
     split_terms, split_means : for `rewb`, the terms split into within and mean parts and their
         group means in fitting (G × len(split_terms)); else empty / None.
     fitted : in-sample predictions of `first_difference` (fitted changes), else None.
+    row_groups : the position in `group_levels` of each fitted row's group, fixed at fit time
+        (read-only), so that in-sample predictions never re-read a data frame.
+
+    The basis owns what it holds: `design` encodes a copy of the data made at fit time, and
+    the arrays are made read-only, so editing the caller's data frame (values, or the order
+    of a categorical's categories) after fitting changes no prediction.
     """
 
     design: Design
@@ -59,6 +65,23 @@ class PredictionBasis:
     split_terms: tuple[str, ...] = ()
     split_means: np.ndarray | None = None
     fitted: pd.Series | None = None
+    row_groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("group_effect", "time_effect", "split_means", "row_groups"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.array(value, copy=True)
+                value.setflags(write=False)
+                object.__setattr__(self, name, value)
+        if self.fitted is not None:
+            object.__setattr__(self, "fitted", self.fitted.copy())
+
+    def fitted_groups(self, name: str) -> GroupIndex:
+        """The groups of the fitted rows as at fit time."""
+        if self.row_groups is None:
+            return GroupIndex.from_data(self.design.data, name)
+        return GroupIndex(name=name, codes=self.row_groups, levels=self.group_levels)
 
 
 def blup_shrinkage(theta: np.ndarray) -> np.ndarray:
@@ -135,7 +158,7 @@ def _rewb_matrix(fit: "PanelResult", basis: PredictionBasis, newdata: pd.DataFra
     """
     d = basis.design
     if newdata is None:
-        X, pos = d.X, GroupIndex.from_data(d.data, fit.group).codes
+        X, pos = d.X, basis.fitted_groups(fit.group).codes
         means_seen = basis.split_means
         means = means_seen[pos]
     else:
@@ -164,10 +187,10 @@ def predict(fit: "PanelResult", newdata: pd.DataFrame | None, include_effects: b
     """See `PanelResult.predict`."""
     basis = fit.prediction_basis
     if basis is None:
-        raise ValueError(f"This {fit.estimator} result was built without what prediction needs; "
+        raise MlteachError(f"This {fit.estimator} result was built without what prediction needs; "
                          f"refit it with mlteach.panel.")
     if include_effects not in (None, True, False):
-        raise TypeError(f"include_effects must be True or False, got {include_effects!r}.")
+        raise DataTypeError(f"include_effects must be True or False, got {include_effects!r}.")
     if fit.kind == "fd":
         return _predict_fd(basis, newdata, include_effects)
     if fit.kind == "between":
@@ -206,7 +229,7 @@ def _fixed_effects_part(fit: "PanelResult", basis: PredictionBasis,
 def _random_effects_part(fit: "PanelResult", basis: PredictionBasis,
                          newdata: pd.DataFrame | None) -> np.ndarray:
     if newdata is None:
-        return basis.group_effect[GroupIndex.from_data(basis.design.data, fit.group).codes]
+        return basis.group_effect[basis.fitted_groups(fit.group).codes]
     check_columns(newdata, [fit.group], "group variable")
     pos = _positions(_labels(newdata, fit.group), basis.group_levels)
     # A new group's effect is predicted by its mean, 0: its prediction is the population line.
@@ -216,14 +239,14 @@ def _random_effects_part(fit: "PanelResult", basis: PredictionBasis,
 def _predict_between(fit: "PanelResult", basis: PredictionBasis, newdata: pd.DataFrame | None,
                      include_effects: bool | None) -> pd.Series:
     if include_effects:
-        raise ValueError(
+        raise MlteachError(
             "between() estimates no group effects: each group is one row, and its residual is "
             "all that distinguishes it. predict() gives the fitted group means x̄'β̂; leave "
             "include_effects unset (or False).")
     d = basis.design
     beta = fit.params.to_numpy()
     if newdata is None:
-        groups = GroupIndex.from_data(d.data, fit.group)
+        groups = basis.fitted_groups(fit.group)
         Xb = groups.mean(d.X).reshape(groups.n_groups, -1)
         return pd.Series(Xb @ beta, index=pd.Index(groups.levels, name=fit.group),
                          name="predicted")
@@ -233,16 +256,16 @@ def _predict_between(fit: "PanelResult", basis: PredictionBasis, newdata: pd.Dat
 def _predict_fd(basis: PredictionBasis, newdata: pd.DataFrame | None,
                 include_effects: bool | None) -> pd.Series:
     if include_effects:
-        raise ValueError(
+        raise MlteachError(
             "first_difference() has no group effects to add: differencing removed them. Its "
             "predictions are changes of y from the previous period; leave include_effects "
             "unset (or False).")
     if newdata is not None:
-        raise ValueError(
+        raise MlteachError(
             "first_difference() cannot predict for newdata: it estimates how y changes when x "
             "changes from one period to the next, not the level of y (the group effects that "
             "set each group's level were differenced away), and a formula's terms (logs, "
             "interactions, categories) are not the differences of new rows' values. "
             "predict() without newdata gives the fitted changes Δŷ_it = Δx_it'β̂ of the fitted "
             "rows. To predict levels use within(), lsdv() or a random-effects model.")
-    return basis.fitted.rename("predicted")
+    return basis.fitted.rename("predicted")  # rename returns a new Series

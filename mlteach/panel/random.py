@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlteach._tables import Summary, coef_table
 from mlteach.design import GroupIndex, assert_full_rank
-from mlteach.errors import BoundaryFitWarning, RankDeficientError
+from mlteach.errors import BoundaryFitWarning, MlteachError, RankDeficientError
 from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, rsquared,
@@ -188,6 +188,7 @@ def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
                   dropped=tuple(dropped),
                   prediction_basis=PredictionBasis(design=panel.design,
                                                    group_levels=pd.Index(groups.levels),
+                                                   row_groups=groups.codes,
                                                    group_effect=effects))
     return fields, ls.beta, kept, tuple(dropped)
 
@@ -235,11 +236,11 @@ def _theta_per_group(theta, groups: GroupIndex) -> np.ndarray:
         s.index = s.index.map(str)
         missing = [g for g in groups.levels if g not in s.index]
         if missing:
-            raise ValueError(f"theta has no value for group(s) {missing[:5]}; give one per "
+            raise MlteachError(f"theta has no value for group(s) {missing[:5]}; give one per "
                              f"group label of {groups.name!r} (or a single number).")
         values = s.reindex(list(groups.levels)).to_numpy(dtype=float)
     if not np.all((values >= 0) & (values <= 1)):
-        raise ValueError(f"theta must lie in [0, 1] (0 = pooled OLS, 1 = within); got values "
+        raise MlteachError(f"theta must lie in [0, 1] (0 = pooled OLS, 1 = within); got values "
                          f"from {values.min():.4g} to {values.max():.4g}.")
     return values
 
@@ -365,11 +366,11 @@ def within_between_design(panel: Panel, variables: Sequence[str] | None
         chosen = [variables] if isinstance(variables, str) else list(variables)
         unknown = [v for v in chosen if v not in d.terms]
         if unknown:
-            raise ValueError(f"{unknown} are not terms of the model; its terms are "
+            raise MlteachError(f"{unknown} are not terms of the model; its terms are "
                              f"{', '.join(d.terms)} (use these names).")
         fixed = [v for v in chosen if v not in varying]
         if fixed:
-            raise ValueError(
+            raise MlteachError(
                 f"{fixed} do not vary within groups of {panel.group_name!r}: they have only a "
                 f"between effect. Leave them out of `variables` (they stay in the model as "
                 f"they are).")

@@ -1,0 +1,176 @@
+"""Issue 12, "nothing silently wrong": inputs that used to give a number (or a bare numpy or
+scipy error) now raise an `MlteachError` or warn with an `MlteachWarning` that says plainly what
+is wrong and how to fix it. Each test checks the message text."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlteach
+from mlteach.errors import (DataTypeError, MlteachError, ModelComparisonError,
+                            RankDeficientError, SeparationWarning)
+
+
+@pytest.fixture(scope="module")
+def grunfeld():
+    return mlteach.load("grunfeld")
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. hausman() refuses fits of different models
+# ----------------------------------------------------------------------------------------------
+
+
+def test_hausman_refuses_different_terms(grunfeld):
+    fe = mlteach.within("inv ~ value", grunfeld, group="firm")
+    re = mlteach.swamy_arora("inv ~ value + capital", grunfeld, group="firm")
+    with pytest.raises(ModelComparisonError,
+                       match=r"The fixed-effects fit has terms \[value\] but the random-effects "
+                             r"fit has \[value, capital\] \(only the random-effects fit has "
+                             r"\[capital\]\): fit both with the same formula"):
+        mlteach.hausman(fe, re)
+
+
+def test_hausman_refuses_different_outcomes(grunfeld):
+    g = grunfeld.assign(inv2=grunfeld["inv"] * 2)
+    fe = mlteach.within("inv ~ value + capital", g, group="firm")
+    re = mlteach.swamy_arora("inv2 ~ value + capital", g, group="firm")
+    with pytest.raises(ModelComparisonError,
+                       match="fixed-effects fit models the outcome 'inv' but the random-effects "
+                             "fit models 'inv2'"):
+        mlteach.hausman(fe, re)
+
+
+def test_hausman_refuses_different_rows_with_the_same_count(grunfeld):
+    f = "inv ~ value + capital"
+    fe = mlteach.within(f, grunfeld, group="firm")
+    shifted = grunfeld.copy()
+    shifted.index = shifted.index + 1000
+    re = mlteach.swamy_arora(f, shifted, group="firm")
+    with pytest.raises(ModelComparisonError,
+                       match=r"same number of rows \(200\) but not the same rows: row 0 is in "
+                             r"the fixed-effects fit but not in the random-effects fit"):
+        mlteach.hausman(fe, re)
+
+
+def test_hausman_refuses_different_row_counts(grunfeld):
+    f = "inv ~ value + capital"
+    fe = mlteach.within(f, grunfeld, group="firm")
+    re = mlteach.swamy_arora(f, grunfeld.iloc[:-3], group="firm")
+    with pytest.raises(ModelComparisonError,
+                       match="different data: the fixed-effects fit uses 200 rows in 10 groups, "
+                             "the random-effects fit 197 rows in 10 groups"):
+        mlteach.hausman(fe, re)
+
+
+def test_hausman_same_model_still_works(grunfeld):
+    f = "inv ~ value + capital"
+    fe = mlteach.within(f, grunfeld, group="firm")
+    re = mlteach.swamy_arora(f, grunfeld, group="firm")
+    assert np.isfinite(mlteach.hausman(fe, re).statistic)
+
+
+def test_hausman_wrong_kind_is_an_mlteach_error(grunfeld):
+    f = "inv ~ value + capital"
+    fe = mlteach.within(f, grunfeld, group="firm")
+    with pytest.raises(DataTypeError, match="re must be a result of swamy_arora"):
+        mlteach.hausman(fe, fe)
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Results own their data: edits to the caller's frame or to returned tables change nothing
+# ----------------------------------------------------------------------------------------------
+
+
+def test_predict_unchanged_after_reordering_categories_in_callers_frame(grunfeld):
+    g = grunfeld.copy()
+    g["firm"] = pd.Categorical(g["firm"])
+    g["size"] = pd.Categorical(np.where(g["firm"].astype(int) <= 5, "big", "small"))
+    fit = mlteach.swamy_arora("inv ~ value + capital + C(year > 1944)", g, group="firm")
+    before = fit.predict()
+    g["firm"] = g["firm"].cat.reorder_categories(list(g["firm"].cat.categories[::-1]))
+    g["size"] = g["size"].cat.reorder_categories(["small", "big"])
+    g["value"] = 0.0
+    pd.testing.assert_series_equal(fit.predict(), before)
+
+
+def test_editing_params_resid_or_vcov_changes_nothing_in_the_result(grunfeld):
+    f = "inv ~ value + capital"
+    for fit in (mlteach.within(f, grunfeld, group="firm"),
+                mlteach.swamy_arora(f, grunfeld, group="firm"),
+                mlteach.lsdv(f, grunfeld, group="firm")):
+        pred, params, resid = fit.predict(), fit.params.copy(), fit.resid.copy()
+        table = str(fit.summary())
+        p, e, v, se = fit.params, fit.resid, fit.vcov, fit.bse   # as a user would
+        p.iloc[:] = 99.0
+        e.iloc[:] = 1e6
+        v.iloc[:, :] = 0.0
+        se.iloc[:] = 0.0
+        pd.testing.assert_series_equal(fit.params, params)
+        pd.testing.assert_series_equal(fit.resid, resid)
+        pd.testing.assert_series_equal(fit.predict(), pred)
+        assert str(fit.summary()) == table
+
+
+def test_editing_ols_params_changes_nothing(grunfeld):
+    fit = mlteach.ols("inv ~ value + capital", grunfeld)
+    params, fitted = fit.params.copy(), fit.predict().copy()
+    p, fv = fit.params, fit.fittedvalues
+    p.iloc[:] = 0.0
+    fv.iloc[:] = 0.0
+    pd.testing.assert_series_equal(fit.params, params)
+    pd.testing.assert_series_equal(fit.predict(), fitted)
+    pd.testing.assert_series_equal(fit.predict(grunfeld), fitted.rename("predicted"),
+                                   check_names=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. No residual degrees of freedom
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ols_with_as_many_coefficients_as_rows():
+    d = pd.DataFrame({"y": [1.0, 2, 4], "a": [1.0, 3, 2], "b": [0.0, 1, 5]})
+    with pytest.raises(RankDeficientError,
+                       match=r"3 rows but 3 coefficients \(Intercept, a, b\): no residual "
+                             r"degrees of freedom"):
+        mlteach.ols("y ~ a + b", d)
+
+
+@pytest.fixture
+def tiny_panel():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"g": np.repeat([1, 2, 3], 2), "t": np.tile([1, 2], 3),
+                         "y": rng.normal(size=6), "a": rng.normal(size=6),
+                         "b": rng.normal(size=6), "c": rng.normal(size=6)})
+
+
+@pytest.mark.parametrize("estimator", ["within", "lsdv"])
+def test_fixed_effects_without_residual_df(tiny_panel, estimator):
+    with pytest.raises(RankDeficientError,
+                       match=r"no residual degrees of freedom: 6 rows in 3 groups of 'g' and 3 "
+                             r"coefficient\(s\) \(a, b, c\) leave n − G − k = 6 − 3 − 3 = 0"):
+        getattr(mlteach, estimator)("y ~ a + b + c", tiny_panel, group="g")
+
+
+def test_twoway_within_without_residual_df(tiny_panel):
+    with pytest.raises(RankDeficientError,
+                       match=r"6 rows in 3 groups of 'g' over 2 periods of 't' and 3 "
+                             r"coefficient\(s\) \(a, b, c\) leave n − G − \(T − 1\) − k"):
+        mlteach.within("y ~ a + b + c", tiny_panel, group="g", time="t", effects="twoways")
+
+
+def test_first_difference_without_residual_df(tiny_panel):
+    with pytest.raises(RankDeficientError,
+                       match=r"6 rows in 3 groups of 'g' over 2 periods of 't' give 3 "
+                             r"differences .* for 3 coefficient\(s\) \(Intercept, a, b\)"):
+        mlteach.first_difference("y ~ a + b", tiny_panel, group="g", time="t")
+
+
+def test_panel_options_are_mlteach_errors(grunfeld):
+    with pytest.raises(MlteachError, match="cov='sandwich' is not an option"):
+        mlteach.within("inv ~ value", grunfeld, group="firm", cov="sandwich")
