@@ -16,24 +16,80 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+from numbers import Integral, Real
+
 import numpy as np
 import pandas as pd
+
+from mlteach.errors import MlteachError
+
+
+def _whole(name: str, value: object, low: int) -> int:
+    """`value` as an int, or `MlteachError` naming the argument, its value and the range."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise MlteachError(f"{name} must be a whole number of at least {low}, got {value!r}.")
+    if value < low:
+        raise MlteachError(f"{name} must be at least {low}, got {value}.")
+    return int(value)
+
+
+def _number(name: str, value: object, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False, why: str = "") -> float:
+    """`value` as a finite float in the stated range, or `MlteachError` saying which."""
+    lo_b, hi_b = "(" if low_open else "[", ")" if high_open else "]"
+    rng = (f"{lo_b}{low:g}, {high:g}{hi_b}" if low is not None and high is not None else
+           f"{'>' if low_open else '>='} {low:g}" if low is not None else "")
+    need = f" in {rng}" if low is not None and high is not None else (f" {rng}" if rng else "")
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise MlteachError(f"{name} must be a finite number{need}{why}, got {value!r}.")
+    v = float(value)
+    if (low is not None and (v < low or (low_open and v == low))) or \
+            (high is not None and (v > high or (high_open and v == high))):
+        raise MlteachError(f"{name} must be{need}{why}, got {value!r}.")
+    return v
 
 
 def group_sizes(n_groups: int, size: int | tuple[int, int] | Sequence[int],
                 rng: np.random.Generator) -> np.ndarray:
     """Group sizes: a constant, uniform integers in [lo, hi], or an explicit list."""
-    if isinstance(size, (int, np.integer)):
-        sizes = np.full(n_groups, int(size))
+    if isinstance(size, Integral) and not isinstance(size, bool):
+        sizes = np.full(n_groups, _whole("group_size", size, 1))
     elif isinstance(size, tuple) and len(size) == 2:
         lo, hi = size
-        sizes = rng.integers(lo, hi + 1, size=n_groups)
+        for part, v in (("minimum", lo), ("maximum", hi)):
+            if isinstance(v, bool) or not isinstance(v, Integral):
+                raise MlteachError(
+                    f"group_size=(lo, hi) needs whole numbers; its {part} is {v!r}.")
+        if lo < 1:
+            raise MlteachError(
+                f"group_size=({lo}, {hi}): the smallest group size must be at least 1, got {lo}.")
+        if lo > hi:
+            raise MlteachError(
+                f"group_size=({lo}, {hi}) has its minimum {lo} above its maximum {hi}: give "
+                f"the range as (smallest, largest), e.g. group_size=({hi}, {lo}).")
+        sizes = rng.integers(int(lo), int(hi) + 1, size=n_groups)
     else:
-        sizes = np.asarray(size, dtype=int)
-        if len(sizes) != n_groups:
-            raise ValueError(f"group_size has {len(sizes)} entries but n_groups is {n_groups}.")
-    if (sizes < 1).any():
-        raise ValueError("Every group needs at least one row (group_size >= 1).")
+        try:
+            raw = np.asarray(size, dtype=float)
+        except (TypeError, ValueError):
+            raise MlteachError(
+                f"group_size must be a whole number, a range (lo, hi) or one size per group, "
+                f"got {size!r}.") from None
+        if raw.ndim != 1:
+            raise MlteachError(
+                f"group_size must be a whole number, a range (lo, hi) or a flat list of one "
+                f"size per group, got {size!r}.")
+        if len(raw) != n_groups:
+            raise MlteachError(
+                f"group_size has {len(raw)} entries but n_groups is {n_groups}.")
+        bad = ~np.isfinite(raw) | (raw != np.round(raw)) | (raw < 1)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise MlteachError(
+                f"group_size must give every group a whole number of rows of at least 1; "
+                f"entry {j} (group {j + 1}) is {raw[j]:g}.")
+        sizes = raw.astype(int)
     return sizes
 
 
@@ -58,6 +114,9 @@ def simulate_clustered(
     n_groups, group_size : number of groups; size per group (int), a range ``(lo, hi)`` drawn
         uniformly, or one size per group.
     icc : intraclass correlation of y given x, τ²/(τ² + σ²), in [0, 1).
+    total_var : τ² + σ², > 0. `slope_sd`, `sd_x_within`, `sd_x_between` must be ≥ 0.
+        Arguments out of range raise `MlteachError` naming the argument, its value and the
+        valid range.
     beta_within, beta_between : effects of x_ij − x̄_j and of x̄_j. `beta_between=None` sets it
         equal to `beta_within` (no contextual effect).
     corr_xu : correlation ρ between the group's mean x and its random intercept μ_j.
@@ -69,10 +128,27 @@ def simulate_clustered(
     DataFrame with columns ``group`` (categorical "g001"...), ``x``, ``y`` and the true
     ``x_mean_true``, ``mu``, ``slope``; the parameters are in ``df.attrs["truth"]``.
     """
-    if not 0 <= icc < 1:
-        raise ValueError(f"icc must be in [0, 1), got {icc}.")
-    if not -1 <= corr_xu <= 1:
-        raise ValueError(f"corr_xu is a correlation and must be in [-1, 1], got {corr_xu}.")
+    n_groups = _whole("n_groups", n_groups, 1)
+    icc = _number("icc", icc, 0, 1, high_open=True,
+                  why=" (the share of the variance of y between groups; 1 would leave no "
+                      "within-group variance)")
+    if not (isinstance(corr_xu, Real) and not isinstance(corr_xu, bool) and -1 <= corr_xu <= 1):
+        raise MlteachError(
+            f"corr_xu is a correlation and must be in [-1, 1], got {corr_xu!r}.")
+    corr_xu = float(corr_xu)
+    total_var = _number("total_var", total_var, 0, low_open=True,
+                        why=" (the variance of y given x, tau^2 + sigma^2)")
+    for name, value in (("slope_sd", slope_sd), ("sd_x_within", sd_x_within),
+                        ("sd_x_between", sd_x_between)):
+        _number(name, value, 0, why=" (a standard deviation cannot be negative)")
+    for name, value in (("beta_within", beta_within), ("intercept", intercept)) + (
+            (("beta_between", beta_between),) if beta_between is not None else ()):
+        _number(name, value)
+    if corr_xu != 0 and icc == 0:
+        raise MlteachError(
+            f"corr_xu={corr_xu:g} asks for group means of x correlated with the group effects, "
+            f"but icc=0 gives no group effects to correlate with (the simulated correlation "
+            f"would be 0). Use icc > 0, or corr_xu=0.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     beta_between = beta_within if beta_between is None else beta_between
     sizes = group_sizes(n_groups, group_size, rng)

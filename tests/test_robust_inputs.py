@@ -174,3 +174,34 @@ def test_first_difference_without_residual_df(tiny_panel):
 def test_panel_options_are_mlteach_errors(grunfeld):
     with pytest.raises(MlteachError, match="cov='sandwich' is not an option"):
         mlteach.within("inv ~ value", grunfeld, group="firm", cov="sandwich")
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. simulate_clustered with impossible arguments
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(group_size=(5, 2)),
+     r"group_size=\(5, 2\) has its minimum 5 above its maximum 2: give the range as "
+     r"\(smallest, largest\)"),
+    (dict(group_size=(0, 3)), r"group_size=\(0, 3\): the smallest group size must be at least 1"),
+    (dict(group_size=0), "group_size must be at least 1, got 0"),
+    (dict(n_groups=3, group_size=[3, 0, 2]),
+     r"group_size must give every group a whole number of rows of at least 1; entry 1 "
+     r"\(group 2\) is 0"),
+    (dict(total_var=-1), r"total_var must be > 0 \(the variance of y given x.*got -1"),
+    (dict(n_groups=0), "n_groups must be at least 1, got 0"),
+    (dict(n_groups=2.5), "n_groups must be a whole number of at least 1, got 2.5"),
+    (dict(icc=1.5), r"icc must be in \[0, 1\) .*got 1.5"),
+    (dict(icc=-0.1), r"icc must be in \[0, 1\) .*got -0.1"),
+    (dict(icc=float("nan")), r"icc must be a finite number in \[0, 1\).*got nan"),
+    (dict(slope_sd=-1), r"slope_sd must be >= 0 \(a standard deviation cannot be negative\)"),
+    (dict(sd_x_within=-2), r"sd_x_within must be >= 0"),
+    (dict(icc=0, corr_xu=0.5),
+     "corr_xu=0.5 asks for group means of x correlated with the group effects, but icc=0 "
+     "gives no group effects"),
+])
+def test_simulate_clustered_refuses_impossible_arguments(kwargs, pattern):
+    with pytest.raises(MlteachError, match=pattern):
+        mlteach.simulate_clustered(**kwargs)
