@@ -205,3 +205,66 @@ def test_panel_options_are_mlteach_errors(grunfeld):
 def test_simulate_clustered_refuses_impossible_arguments(kwargs, pattern):
     with pytest.raises(MlteachError, match=pattern):
         mlteach.simulate_clustered(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. GLMM: constant outcomes and separation under PQL
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clustered():
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"g": np.repeat(np.arange(10), 5), "x": rng.normal(size=50)})
+
+
+def test_poisson_outcome_zero_everywhere(clustered):
+    data = clustered.assign(y=0)
+    with pytest.raises(MlteachError,
+                       match="The Poisson outcome 'y' is 0 in every one of the 50 rows used, "
+                             "so a Poisson rate cannot be estimated"):
+        mlteach.glmm("y ~ x + (1 | g)", data, family="poisson")
+
+
+@pytest.mark.parametrize("value, word", [(0, "0"), (1, "1")])
+def test_binary_outcome_constant_everywhere(clustered, value, word):
+    data = clustered.assign(y=value)
+    with pytest.raises(MlteachError,
+                       match=f"The binary outcome 'y' is {word} in every one of the 50 rows "
+                             f"used, so there is nothing for a logistic model to explain"):
+        mlteach.glmm("y ~ x + (1 | g)", data, method="pql")
+
+
+def test_binomial_trials_all_successes(clustered):
+    data = clustered.assign(n=3, y=3)
+    with pytest.raises(MlteachError,
+                       match=r"In the 50 rows used every one of the 150 trials \('n'\) "
+                             r"succeeded"):
+        mlteach.glmm("y ~ x + (1 | g)", data, trials="n")
+
+
+def test_pql_under_complete_separation_says_so(clustered):
+    data = clustered.assign(y=(clustered["x"] > 0).astype(int))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(MlteachError,
+                           match=r"PQL cannot estimate this model: the outcome 'y' is perfectly "
+                                 r"predicted by 'x' \(complete separation\)"):
+            mlteach.glmm("y ~ x + (1 | g)", data, method="pql")
+    sep = [w for w in caught if issubclass(w.category, SeparationWarning)
+           and "perfectly predicted by 'x'" in str(w.message)]
+    assert sep and sep[0].filename == __file__          # points at the caller's line
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.filterwarnings("ignore::mlteach.errors.BoundaryFitWarning")
+def test_editing_glmm_fixef_changes_nothing(clustered):
+    rng = np.random.default_rng(2)
+    data = clustered.assign(y=rng.poisson(2.0, size=50))
+    fit = mlteach.glmm("y ~ x + (1 | g)", data, family="poisson")
+    fixef, ranef = fit.fixef.copy(), fit.ranef.copy()
+    f, r = fit.fixef, fit.ranef
+    f.iloc[:] = 0.0
+    r.iloc[:, :] = 0.0
+    pd.testing.assert_series_equal(fit.fixef, fixef)
+    pd.testing.assert_frame_equal(fit.ranef, ranef)

@@ -302,16 +302,16 @@ def _boundary_cov(data: GLMMData, beta: np.ndarray, nagq: int) -> np.ndarray:
     return cov
 
 
-def _check_separation(data: GLMMData, glm: GLMFit) -> None:
-    """Warn, naming the terms, when the fixed effects separate a binomial outcome."""
+def _check_separation(data: GLMMData, glm: GLMFit) -> list[str] | None:
+    """Warn, naming the terms, when the fixed effects separate a binomial outcome; return them."""
     if data.family.name != "binomial":
-        return
+        return None
     eta = data.X @ glm.beta + data.offset
     if glm.converged and np.max(np.abs(eta)) < 15:
-        return
+        return None
     delta = separation_direction(data.family, data.y, data.trials, data.X)
     if delta is None:
-        return
+        return None
     terms = [t for t, d in zip(data.design.terms, delta) if abs(d) > 1e-6 * np.max(np.abs(delta))]
     if len(terms) > 1 and "Intercept" in terms:            # the intercept only shifts the cut
         terms.remove("Intercept")
@@ -321,6 +321,7 @@ def _check_separation(data: GLMMData, glm: GLMFit) -> None:
         f"coefficients grow, so their estimates and standard errors are not meaningful. "
         f"Remove or merge the offending term or categories, or use a penalised (Firth) fit.",
         SeparationWarning, stacklevel=4)
+    return terms
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,8 +330,32 @@ def _check_separation(data: GLMMData, glm: GLMFit) -> None:
 
 
 def _result_pql(data: GLMMData) -> GLMMResult:
-    fit = fit_pql(data)
-    lmm = fit.lmm
+    separated = None
+    if data.family.name == "binomial":
+        glm = fit_glm(data.family, data.y, data.trials, data.X, data.offset, data.const)
+        separated = _check_separation(data, glm)
+    try:
+        with np.errstate(all="ignore"):
+            fit = fit_pql(data)
+        lmm = fit.lmm
+        finite = (np.all(np.isfinite(lmm.beta)) and np.all(np.isfinite(np.diag(lmm.vcov)))
+                  and np.isfinite(lmm.tau) and np.isfinite(lmm.sigma))
+    except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
+        finite = False
+    if not finite:
+        if separated:
+            raise MlteachError(
+                f"PQL cannot estimate this model: the outcome {data.design.response!r} is "
+                f"perfectly predicted by {', '.join(map(repr, separated))} (complete "
+                f"separation), so the coefficients run off to infinity and PQL's working "
+                f"linear model breaks down (its estimates came out as NaN, not a number). "
+                f"Remove or merge the offending term or categories, or fit with "
+                f"method='laplace', which reports the diverging estimates with a warning.")
+        raise MlteachError(
+            f"PQL broke down: its estimates came out as NaN (not a number) for "
+            f"{data.design.response!r}. This happens when some rows are fitted perfectly "
+            f"(probabilities of exactly 0 or 1, or rates of 0). Fit with method='laplace' or "
+            f"'agq', and check for terms or groups that predict the outcome exactly.")
     text = (f"PQL iterations: {fit.n_iter} (glmmPQL's rule: stop when the linear predictor "
             f"changes by less than 1e-6 in relative squared norm, at most 10 rounds)")
     if not fit.converged:

@@ -19,7 +19,7 @@ from scipy import sparse
 from mlteach.design import (
     Design, GroupIndex, check_columns, check_grouping, fixed_design, r_powers,
 )
-from mlteach.errors import DataTypeError, FormulaSyntaxError, SeparationWarning
+from mlteach.errors import DataTypeError, FormulaSyntaxError, MlteachError, SeparationWarning
 from mlteach.glmm.family import Family
 
 _BAR_TERM = re.compile(r"\(([^()]*\|[^()]*)\)")
@@ -132,6 +132,7 @@ def prepare(formula: str, data: pd.DataFrame, family: Family, trials: str | None
         m = _numeric_column(used, trials, "trials")
     off = np.zeros_like(y) if offset is None else _numeric_column(used, offset, "offset")
     _check_outcome(y, m, design, family, trials)
+    _check_not_constant(y, m, design, family, trials)
     groups = GroupIndex.from_data(used, parsed.group)
     check_grouping(groups, design.nobs,
                    allow_one_per_group=(family.name == "poisson" or trials is not None))
@@ -229,6 +230,39 @@ def _check_outcome(y: np.ndarray, m: np.ndarray, design: Design, family: Family,
             f"The outcome {name!r} has more successes than trials ({trials!r}) at "
             f"{_first_bad(design, bad)}: {y[i]:g} successes out of {m[i]:g} trials. Check that "
             f"{trials!r} is the total number of trials, not the number of failures.")
+
+
+def _check_not_constant(y: np.ndarray, m: np.ndarray, design: Design, family: Family,
+                        trials: str | None) -> None:
+    """`MlteachError` when the outcome is the same in every row: there is nothing to estimate.
+
+    A Poisson outcome that is 0 everywhere puts the rate's maximum-likelihood estimate at 0,
+    its log (the linear predictor) at minus infinity; a binary outcome that is all 0 or all 1
+    does the same to the log-odds. The optimiser would otherwise fail inside linear algebra.
+    """
+    name, n = design.response, design.nobs
+    if family.name == "poisson":
+        if np.all(y == 0):
+            raise MlteachError(
+                f"The Poisson outcome {name!r} is 0 in every one of the {n} rows used, so a "
+                f"Poisson rate cannot be estimated: the best-fitting rate is 0, whose log (the "
+                f"model's scale) is minus infinity, and no coefficient or group variance can "
+                f"be estimated. Check that {name!r} is the right column and that the rows "
+                f"used (after dropping missing values) are the ones you meant.")
+        return
+    what = (f"every one of the {int(m.sum())} trials ({trials!r}) " if trials is not None
+            else f"{name!r} ")
+    for value, word, outcome in ((0, "failed" if trials else "is 0", "0"),
+                                 (1, "succeeded" if trials else "is 1", "1")):
+        if (value == 0 and np.all(y == 0)) or (value == 1 and np.all(y == m)):
+            subject = (f"In the {n} rows used {what}{word}" if trials is not None
+                       else f"The binary outcome {what}{word} in every one of the {n} rows used")
+            raise MlteachError(
+                f"{subject}, so there is nothing for a logistic model to explain: the "
+                f"estimated probability of a 1 would be exactly {outcome}, its log-odds "
+                f"{'minus' if value == 0 else 'plus'} infinity, and no coefficient or group "
+                f"variance can be estimated. Check the outcome column and how it is coded "
+                f"(which level is 1), and that the rows used are the ones you meant.")
 
 
 def _warn_constant_groups(y: np.ndarray, m: np.ndarray, groups: GroupIndex) -> None:

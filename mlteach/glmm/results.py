@@ -69,6 +69,14 @@ class GLMMResult:
     n_evaluations: int
     data: GLMMData = field(repr=False)
 
+    def __getattribute__(self, name: str):
+        # The result owns its tables: a Series or DataFrame it hands out is a copy, so editing
+        # fit.fixef (or ranef, vcov) changes nothing in the fit, its predictions or summary.
+        value = object.__getattribute__(self, name)
+        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
+            return value.copy()
+        return value
+
     # ------------------------------------------------------------------ numbers
     @property
     def params(self) -> pd.Series:
