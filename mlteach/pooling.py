@@ -25,12 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
 from mlteach.design import (
     GroupIndex,
     check_columns,
     check_grouping,
+    encode_formula,
     fixed_design,
     formula_variables,
     parse_formula,
@@ -246,7 +246,8 @@ def shrinkage_table(fit: Any, data: pd.DataFrame | None = None, group: str | Non
             f"The data have {design.nobs} complete rows for this model but the fit used "
             f"{fit.nobs}: pass the data the model was fitted to.")
     rows = design.data
-    mats = [model_matrix(b.expr, rows) for b in blocks]
+    # evaluated in mlteach.design.FORMULA_NAMESPACE, as the fit's own random-effect terms
+    mats = [encode_formula(b.expr, rows) for b in blocks]
     Z = np.column_stack([np.asarray(m, dtype=float) for m in mats])
     z_terms = [str(c) for m in mats for c in m.columns]
     groups = GroupIndex.from_data(rows, list(factor))

@@ -208,11 +208,12 @@ def test_unicode_and_spaces_in_formula_variables_and_clusters(d):
     assert {"my col", "größe"} <= set(lmm.fixef.index)
 
 
-@pytest.mark.xfail(reason="the lmm formula parser (mlteach/lmm/formula.py, _NAME) accepts only "
-                          "ASCII grouping names; owned by the lmm module", strict=False)
 def test_unicode_grouping_factor_in_lmm(d):
     d = d.rename(columns={"Subject": "schüle"})
-    mlteach.lmm("Reaction ~ Days + (1 | schüle)", d)
+    fit = mlteach.lmm("Reaction ~ Days + (1 | schüle)", d)
+    ref = mlteach.lmm("Reaction ~ Days + (1 | Subject)", d.rename(columns={"schüle": "Subject"}))
+    assert fit.structure.factors == ["schüle"]
+    np.testing.assert_allclose(fit.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Nothing silently wrong in mlteach.lmm (issue 12): confounded random effects, a flat
 criterion, matching of groups in predict, and results that share no state with the caller."""
 
+import re
 import warnings
 
 import numpy as np
@@ -291,3 +292,144 @@ def test_crossed_factors_predict_the_fitted_rows():
     assert pred.iloc[1] == pytest.approx(fit.fixef["Intercept"] + b_plate[plate])
     assert pred.iloc[0] == pytest.approx(fit.fixef["Intercept"] + b_plate[str(new["plate"].iloc[0])]
                                          + b_sample["A"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Random-effect terms: any column name, the formula namespace, column types
+# ---------------------------------------------------------------------------------------------
+
+
+def _same_fit(a, b):
+    np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-5, atol=1e-8)
+
+
+def test_backtick_grouping_name_with_a_space(sleep, rs):
+    data = sleep.rename(columns={"Subject": "my subject"})
+    fit = mlteach.lmm("Reaction ~ Days + (Days | `my subject`)", data)
+    assert fit.structure.factors == ["my subject"]
+    _same_fit(fit, rs)
+    np.testing.assert_allclose(fit.predict(data.head(3)), rs.predict(sleep.head(3)))
+
+
+def test_backtick_grouping_names_may_hold_formula_characters():
+    parsed = parse_mixed_formula("y ~ `a+b` + (1 | `g|h`/`s:t (u)`) + (1 | schüle:IQ.verb)")
+    assert parsed.fixed == "y ~ `a+b`"
+    assert [t.factor for t in parsed.random] == [("g|h",), ("g|h", "s:t (u)"),
+                                                 ("schüle", "IQ.verb")]
+
+
+def test_unicode_random_slope_variable(sleep, rs):
+    data = sleep.rename(columns={"Days": "größe", "Subject": "schüle"})
+    fit = mlteach.lmm("Reaction ~ größe + (größe | schüle)", data)
+    assert fit.structure.blocks[0].columns == ["Intercept", "größe"]
+    _same_fit(fit, rs)
+    # the same variable through formulaic (not the plain-column shortcut) gives the same fit
+    fit2 = mlteach.lmm("Reaction ~ größe + (1 + I(größe) | schüle)", data)
+    _same_fit(fit2, rs)
+
+
+def test_random_terms_are_evaluated_in_the_formula_namespace(sleep):
+    data = sleep.assign(ld=np.log(sleep["Days"] + 1))
+    fit = mlteach.lmm("Reaction ~ Days + (np.log(Days + 1) | Subject)", sleep)
+    ref = mlteach.lmm("Reaction ~ Days + (ld | Subject)", data)
+    assert fit.structure.blocks[0].columns == ["Intercept", "np.log(Days + 1)"]
+    _same_fit(fit, ref)
+    # new data go through the same namespace
+    np.testing.assert_allclose(fit.predict(sleep.head(5)), ref.predict(data.head(5)))
+    table = mlteach.shrinkage_table(fit, sleep)
+    assert set(table.index.get_level_values("term")) == {"Intercept", "np.log(Days + 1)"}
+
+
+NOT_AVAILABLE = (r"is not available in formulas: a formula is evaluated with only the data's "
+                 r"columns and np \(numpy\), log, exp, sqrt and formulaic's transforms")
+
+
+@pytest.mark.parametrize("term", ["pd.to_numeric(Days)", "abs(Days)", "pd.io.formats(Days)"])
+def test_pandas_or_builtins_in_a_random_term_are_refused_as_in_the_fixed_part(sleep, term):
+    from mlteach.errors import UnknownVariableError
+    head = term.split(".")[0].split("(")[0]
+    with pytest.raises(UnknownVariableError, match=rf"^The name '{head}' in the term "
+                                                   rf"'{re.escape(term)}' of the formula "
+                                                   rf"'Reaction ~ {re.escape(term)}' {NOT_AVAILABLE}"):
+        mlteach.lmm(f"Reaction ~ {term} + (1 | Subject)", sleep)
+    # through mlteach.lmm the name is refused by fixed_design's column check, before the random
+    # part is built: the same explanation and list of what a formula can use
+    with pytest.raises(UnknownVariableError, match=rf"^The name '{head}' is not available in "
+                                                   rf"formulas and is not a column of the data: "
+                                                   rf"{NOT_AVAILABLE.split(': ', 1)[1]}"):
+        mlteach.lmm(f"Reaction ~ Days + (1 + {term} | Subject)", sleep)
+    # building the random part directly: the fixed part's message, naming the random term
+    parsed = parse_mixed_formula(f"Reaction ~ Days + (1 + {term} | Subject)")
+    with pytest.raises(UnknownVariableError, match=rf"^The name '{head}' in the term "
+                                                   rf"'{re.escape(term)}' of the formula "
+                                                   rf"'\(1 \+ {re.escape(term)} \| Subject\)' "
+                                                   rf"{NOT_AVAILABLE}"):
+        build_structure(parsed.random, sleep)
+
+
+def test_infinite_random_term_names_the_term_and_row_as_in_the_fixed_part(sleep):
+    from mlteach.errors import DataTypeError
+    message = (r"^The term 'np.log\(Days\)' is -inf at row 0 of the data \(Days = 0\); 18 rows "
+               r"in all\. A model cannot use missing or infinite values")
+    with pytest.raises(DataTypeError, match=message):
+        mlteach.lmm("Reaction ~ np.log(Days) + (1 | Subject)", sleep)
+    with pytest.raises(DataTypeError, match=message):
+        mlteach.lmm("Reaction ~ Days + (np.log(Days) | Subject)", sleep)
+
+
+def _fixed_part_message(formula, data):
+    from mlteach.errors import DataTypeError
+    with pytest.raises(DataTypeError) as info:
+        mlteach.lmm(formula, data)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["dates", "object numbers", "durations"])
+def test_random_slope_columns_are_type_checked_as_in_the_fixed_part(sleep, kind):
+    from mlteach.errors import DataTypeError
+    if kind == "dates":
+        col = pd.Timestamp("2020-01-01") + pd.to_timedelta(sleep["Days"], unit="D")
+        start = r"^The predictor 'w' holds dates \(datetime64"
+    elif kind == "durations":
+        col = pd.to_timedelta(sleep["Days"], unit="D")
+        start = r"^The predictor 'w' holds durations \(timedelta64"
+    else:
+        col = sleep["Days"].astype(object)
+        start = (r"^The predictor 'w' holds numbers stored as Python objects \(dtype object, "
+                 r"values such as 0, 1, 2\), which a formula would silently turn into one dummy "
+                 r"per value")
+    data = sleep.assign(w=col)
+    fixed = _fixed_part_message("Reaction ~ w + (1 | Subject)", data)
+    assert re.match(start, fixed)
+    for formula in ["Reaction ~ Days + (1 + w | Subject)", "Reaction ~ Days + (0 + w || Subject)",
+                    "Reaction ~ Days + (1 + I(w) | Subject)"]:
+        with pytest.raises(DataTypeError) as info:
+            mlteach.lmm(formula, data)
+        assert str(info.value) == fixed
+
+
+def test_object_numbers_inside_C_in_a_random_term_are_categories(sleep):
+    data = sleep.assign(w=(sleep["Days"] > 4).astype(int).astype(object))
+    parsed = parse_mixed_formula("Reaction ~ Days + (1 + C(w) | Subject)")
+    structure = build_structure(parsed.random, data)
+    assert structure.blocks[0].columns == ["Intercept", "C(w)[T.1]"]
+
+
+def test_unused_category_in_a_random_term_is_refused(sleep):
+    from mlteach.errors import DataTypeError
+    data = sleep.assign(w=pd.Categorical(np.where(sleep["Days"] > 4, "late", "early"),
+                                         categories=["early", "late", "never"]))
+    with pytest.raises(DataTypeError, match=r"^The predictor 'w' is categorical with category "
+                                            r"'never' that no row used has: the random-effect "
+                                            r"term '\(1 \+ w \| Subject\)' would make"):
+        mlteach.lmm("Reaction ~ Days + (1 + w | Subject)", data)
+
+
+def test_grouping_columns_keep_their_own_checks(sleep):
+    from mlteach.errors import GroupingError
+    mixed = sleep["Subject"].astype(object).copy()
+    mixed.iloc[0] = str(mixed.iloc[0])
+    mixed.iloc[1:] = [int(v) for v in mixed.iloc[1:]]
+    with pytest.raises(GroupingError, match=r"^The grouping variable 'g' mixes"):
+        mlteach.lmm("Reaction ~ Days + (1 | g)", sleep.assign(g=mixed))

@@ -52,7 +52,33 @@ class MixedFormula:
     random: tuple[RandomTerm, ...]
 
 
-_NAME = re.compile(r"^\s*(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)\s*$")
+# A grouping column: a Python-identifier-like name (unicode letters such as ``schüle``, digits,
+# underscores and R's dots, ``IQ.verb``), or any name quoted with backticks (``my school``).
+_NAME = re.compile(r"^\s*(`[^`]+`|[^\W\d][\w.]*|\.[^\W\d][\w.]*)\s*$")
+
+
+def _mask_quoted(text: str) -> str:
+    """`text` with every character inside backtick quotes replaced by ``_`` (same length), so
+    that a quoted name such as `` `a+b (c)` `` hides its '+', ':', '|' and parentheses."""
+    out, quoted = [], False
+    for ch in text:
+        if ch == "`":
+            quoted = not quoted
+            out.append(ch)
+        else:
+            out.append("_" if quoted else ch)
+    return "".join(out)
+
+
+def _split_outside_backticks(text: str, sep: str) -> list[str]:
+    """Split `text` at `sep`, except inside backtick quotes (`` `a:b` `` is one name)."""
+    pieces, start = [], 0
+    for i, ch in enumerate(_mask_quoted(text)):
+        if ch == sep:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    return pieces
 
 
 def _pointer(text: str, pos: int, message: str) -> FormulaSyntaxError:
@@ -63,7 +89,8 @@ def _pointer(text: str, pos: int, message: str) -> FormulaSyntaxError:
 def _split_top(text: str, sep: str, offset: int, full: str) -> list[tuple[int, str]]:
     """Split `text` at `sep` outside parentheses; return (start offset, piece) pairs."""
     pieces, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
+    scan = _mask_quoted(text)  # parentheses and separators inside `quoted names` do not count
+    for i, ch in enumerate(scan):
         if ch == "(":
             depth += 1
         elif ch == ")":
@@ -75,13 +102,13 @@ def _split_top(text: str, sep: str, offset: int, full: str) -> list[tuple[int, s
             pieces.append((offset + start, text[start:i]))
             start = i + 1
     if depth > 0:
-        opened = [i for i, ch in enumerate(text) if ch == "("]
+        opened = [i for i, ch in enumerate(scan) if ch == "("]
         # the unmatched '(' is the last one still open: walk back to find it
         depth, unmatched = 0, opened[-1]
-        for i in range(len(text) - 1, -1, -1):
-            if text[i] == ")":
+        for i in range(len(scan) - 1, -1, -1):
+            if scan[i] == ")":
                 depth += 1
-            elif text[i] == "(":
+            elif scan[i] == "(":
                 if depth == 0:
                     unmatched = i
                     break
@@ -96,19 +123,20 @@ def _grouping(text: str, pos: int, full: str) -> list[tuple[str, ...]]:
     if not text.strip():
         raise _pointer(full, pos, "Nothing after the bar '|': name the grouping variable, "
                                   "e.g. '(1 | school)'.")
-    levels = text.split("/")
+    levels = _split_outside_backticks(text, "/")
     out: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
     at = pos
     for level in levels:
         cols = []
-        for name in level.split(":"):
+        for name in _split_outside_backticks(level, ":"):
             match = _NAME.match(name)
             if not match:
                 raise _pointer(full, at + len(name) - len(name.lstrip()),
                                f"The grouping factor {name.strip()!r} is not a column name. Write "
                                f"a variable, 'a:b' for an interaction or 'a/b' for b nested in a.")
-            cols.append(match.group(1).strip("`"))
+            cols.append(match.group(1)[1:-1] if match.group(1).startswith("`")
+                        else match.group(1))
             at += len(name) + 1
         prefix = prefix + tuple(cols)
         out.append(prefix)
@@ -164,8 +192,8 @@ def parse_mixed_formula(text: str) -> MixedFormula:
             blocks = _block_exprs(left, lead + 1, text, uncorrelated=(width == 2))
             for factor in factors:
                 random += [RandomTerm(expr=b, factor=factor) for b in blocks]
-        elif bar is not None or "|" in stripped:
-            where = lead + stripped.index("|")
+        elif bar is not None or "|" in _mask_quoted(stripped):
+            where = lead + _mask_quoted(stripped).index("|")
             raise _pointer(text, where, "A random-effect term must be in its own parentheses, "
                                         "e.g. 'y ~ x + (1 + x | g)'.")
         else:
@@ -181,7 +209,7 @@ def parse_mixed_formula(text: str) -> MixedFormula:
 def _is_wrapped(text: str) -> bool:
     """True if the opening '(' of `text` is closed by its last character."""
     depth = 0
-    for i, ch in enumerate(text):
+    for i, ch in enumerate(_mask_quoted(text)):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0:
@@ -192,13 +220,14 @@ def _is_wrapped(text: str) -> bool:
 def _top_bar(text: str) -> tuple[int, int] | None:
     """Position and width (1 for '|', 2 for '||') of the first bar outside parentheses."""
     depth = 0
-    for i, ch in enumerate(text):
+    scan = _mask_quoted(text)
+    for i, ch in enumerate(scan):
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
         elif ch == "|" and depth == 0:
-            return i, 2 if text[i + 1:i + 2] == "|" else 1
+            return i, 2 if scan[i + 1:i + 2] == "|" else 1
     return None
 
 

@@ -14,16 +14,30 @@ are bounded below by 0, so a variance can reach exactly zero. Λ_θ = ⊕_k (I_{
 from __future__ import annotations
 
 import keyword
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from formulaic import ModelSpec, model_matrix
+from formulaic import ModelSpec
+from formulaic.errors import FactorEvaluationError
 
-from mlteach.design import GroupIndex, check_columns, check_grouping
-from mlteach.errors import GroupingError, MlteachWarning
+from mlteach.design import (
+    GroupIndex,
+    _categorical_variables,
+    _check_finite,
+    _check_formula_names,
+    _text_as_object,
+    _unused_categories,
+    _unused_message,
+    check_column_types,
+    check_columns,
+    check_grouping,
+    encode_formula,
+    formula_variables,
+    parse_formula,
+)
+from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning
 from mlteach.lmm._warn import warn
 from mlteach.lmm.formula import RandomTerm
 
@@ -53,7 +67,13 @@ class Block:
     def encode(self, data: pd.DataFrame) -> np.ndarray:
         """The block's columns Z for (new) data, encoded as for the fitted data."""
         if self.spec is not None:
-            return np.asarray(model_matrix(self.spec, data, na_action="raise"), dtype=float)
+            # evaluated in mlteach.design.FORMULA_NAMESPACE, as the fixed part; a missing or
+            # infinite value is an error naming the term and row, never a silent NaN
+            variables = formula_variables(self.spec.formula)
+            check_columns(data, variables, "variable")
+            frame = _text_as_object(data[variables].copy()) if variables else data
+            mm = encode_formula(self.spec, frame, na_action="ignore")
+            return _check_finite(mm, self.spec, frame, self.spec.formula, "newdata")
         names = [c for c in self.columns if c != "Intercept"]
         check_columns(data, names, "variable")
         return _plain_columns(self.columns, data)
@@ -172,15 +192,14 @@ def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame) -> ReStru
     start = 0
     nobs = len(data)
     for term in terms:
+        check_term(term, data)
         groups = GroupIndex.from_data(data, list(term.factor))
         check_grouping(groups, nobs, role="grouping factor")
         columns = _plain_expression(term.expr, data)
         if columns is not None:
             Z, spec = _plain_columns(columns, data), None
         else:
-            mm = model_matrix(term.expr, data, na_action="raise")
-            Z, spec = np.asarray(mm, dtype=float), mm.model_spec
-            columns = [str(c) for c in mm.columns]
+            Z, spec, columns = _encode_term(term, data)
         _check_varies_within(Z, columns, groups, term)
         k = len(columns) * (len(columns) + 1) // 2
         blocks.append(Block(term=term, Z=Z, columns=columns, groups=groups,
@@ -190,7 +209,44 @@ def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame) -> ReStru
     return ReStructure(tuple(blocks))
 
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def check_term(term: RandomTerm, data: pd.DataFrame) -> None:
+    """The checks at the door of the fixed part, for a block's left-hand expression.
+
+    Names a formula cannot use (``pd``, Python builtins, ...) are an `UnknownVariableError`
+    with the fixed part's message; the columns it uses have their types checked by
+    `mlteach.design.check_column_types` as predictors (dates, durations, complex numbers and
+    numbers stored as Python objects are a `DataTypeError`); a categorical column with a
+    category no row has is a `DataTypeError` (its column of Z would be all zero).
+    """
+    parsed = parse_formula(term.expr)
+    _check_formula_names(parsed, f"({term.expr} | {term.factor_name})", data)
+    variables = formula_variables(parsed)
+    check_columns(data, variables, "variable")
+    check_column_types(data, variables, "predictor", categorical=_categorical_variables(parsed))
+    for name in variables:
+        unused = _unused_categories(data[name])
+        if unused:
+            raise DataTypeError(
+                f"{_unused_message(name, unused, 'predictor')}: the random-effect term "
+                f"'({term.expr} | {term.factor_name})' would make an all-zero column for each. "
+                f"Drop unused categories with df[{name!r}] = "
+                f"df[{name!r}].cat.remove_unused_categories().")
+
+
+def _encode_term(term: RandomTerm, data: pd.DataFrame
+                 ) -> tuple[np.ndarray, ModelSpec, list[str]]:
+    """A block's columns encoded by formulaic in `mlteach.design.FORMULA_NAMESPACE`."""
+    parsed = parse_formula(term.expr)
+    variables = formula_variables(parsed)
+    frame = _text_as_object(data[variables].copy()) if variables else data
+    try:
+        mm = encode_formula(parsed, frame, na_action="ignore")
+    except FactorEvaluationError as exc:
+        raise FormulaSyntaxError(
+            f"Could not evaluate the random-effect term '({term.expr} | {term.factor_name})': "
+            f"{exc}.") from None
+    Z = _check_finite(mm, mm.model_spec, frame, parsed, "the data")
+    return Z, mm.model_spec, [str(c) for c in mm.columns]
 
 
 def _plain_expression(expr: str, data: pd.DataFrame) -> list[str] | None:
@@ -206,7 +262,7 @@ def _plain_expression(expr: str, data: pd.DataFrame) -> list[str] | None:
     if ("0" in tokens and "1" in tokens) or len(set(names)) != len(names):
         return None
     for name in names:
-        if (not _IDENTIFIER.match(name) or keyword.iskeyword(name) or name not in data.columns
+        if (not name.isidentifier() or keyword.iskeyword(name) or name not in data.columns
                 or not pd.api.types.is_numeric_dtype(data[name])
                 or pd.api.types.is_bool_dtype(data[name])):
             return None
@@ -255,4 +311,4 @@ def _check_duplicate_columns(blocks: list[Block]) -> None:
             seen[key] = c
 
 
-__all__ = ["Block", "ReStructure", "build_structure"]
+__all__ = ["Block", "ReStructure", "build_structure", "check_term"]
