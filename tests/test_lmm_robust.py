@@ -433,3 +433,17 @@ def test_grouping_columns_keep_their_own_checks(sleep):
     mixed.iloc[1:] = [int(v) for v in mixed.iloc[1:]]
     with pytest.raises(GroupingError, match=r"^The grouping variable 'g' mixes"):
         mlteach.lmm("Reaction ~ Days + (1 | g)", sleep.assign(g=mixed))
+
+
+def test_missing_random_slope_value_in_newdata_is_an_error(sleep):
+    from mlteach.errors import DataTypeError
+    data = sleep.assign(w=sleep["Days"] * 1.0)
+    for formula in ["Reaction ~ Days + (w | Subject)", "Reaction ~ Days + (np.log(w + 1) | Subject)"]:
+        fit = mlteach.lmm(formula, data)
+        new = data.head(3).copy()
+        new.loc[1, "w"] = np.nan
+        with pytest.raises(DataTypeError, match=r"^newdata's 'w' is missing at row 1 \(1 row with "
+                                                r"a missing value\): a prediction needs every "
+                                                r"variable of the model"):
+            fit.predict(new)
+        assert np.isfinite(fit.predict(new, include_random=False)).all()

@@ -71,11 +71,13 @@ class Block:
             # infinite value is an error naming the term and row, never a silent NaN
             variables = formula_variables(self.spec.formula)
             check_columns(data, variables, "variable")
+            _check_new_missing(data, variables)
             frame = _text_as_object(data[variables].copy()) if variables else data
             mm = encode_formula(self.spec, frame, na_action="ignore")
             return _check_finite(mm, self.spec, frame, self.spec.formula, "newdata")
         names = [c for c in self.columns if c != "Intercept"]
         check_columns(data, names, "variable")
+        _check_new_missing(data, names)
         return _plain_columns(self.columns, data)
 
     @property
@@ -231,6 +233,22 @@ def check_term(term: RandomTerm, data: pd.DataFrame) -> None:
                 f"'({term.expr} | {term.factor_name})' would make an all-zero column for each. "
                 f"Drop unused categories with df[{name!r}] = "
                 f"df[{name!r}].cat.remove_unused_categories().")
+
+
+def _check_new_missing(data: pd.DataFrame, variables: list[str]) -> None:
+    """A missing value of a random-effect variable in new data is an error (as for the fixed
+    part's variables), never a silent NaN prediction."""
+    if not variables:
+        return
+    miss = data[variables].isna()
+    if miss.to_numpy().any():
+        name = miss.columns[miss.any().to_numpy()][0]
+        row = data.index[miss[name].to_numpy()][0]
+        k = int(miss.any(axis=1).sum())
+        raise DataTypeError(
+            f"newdata's {name!r} is missing at row {row!r} ({k} row{'' if k == 1 else 's'} "
+            f"with a missing value): a prediction needs every variable of the model. Drop or "
+            f"fill those rows first, e.g. newdata.dropna(subset={variables}).")
 
 
 def _encode_term(term: RandomTerm, data: pd.DataFrame
