@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_opens_the_notebooks_with_make_lab():
     readme = (ROOT / "README.md").read_text()
-    assert "make lab" in readme and "jupyter lab notebooks/" not in readme
+    assert "make lab" in readme and "\n.venv/bin/jupyter lab" not in readme
 
 
 def free_port() -> int:

@@ -14,8 +14,8 @@ admonitions and exercises. The student edition is written through `plain_noteboo
 - numbers labelled display equations with ``\\tag{2.3}`` (as the book numbers them);
 - rewrites admonitions as block quotes with a bold title and exercises as a bold
   "Exercise 2.1: title" paragraph; drops label lines ``(name)=`` and MyST comments ``% ...``;
-- replaces ``from myst_nb import glue`` in code cells by a two-line stand-in, so the chapters
-  run where myst-nb (a Sphinx extension) is not installed; and puts each figure's caption under
+- replaces the chapters' guarded ``from myst_nb import glue`` by its fallback alone, so no
+  executed cell imports myst-nb (a Sphinx extension); and puts each figure's caption under
   the cell that draws it.
 
 Equations and figures are numbered per chapter in order of appearance, the chapter number taken
@@ -324,11 +324,37 @@ class Rewriter:
 
 
 def plain_code(source: str) -> str:
-    """A code cell's source with the myst-nb import replaced by a stand-in."""
-    def standin(m: re.Match) -> str:
-        return "import IPython.display\n\n\n" + GLUE_STANDIN.format(name=m.group(1) or "glue")
+    """A code cell's source with the myst-nb import replaced by a stand-in.
 
-    return GLUE_IMPORT.sub(standin, source)
+    The chapters import glue guarded (``try: from myst_nb import glue`` / ``except ImportError:``
+    and a fallback ``def``), so they run without myst-nb; here the whole guard becomes the
+    fallback alone, and a bare import becomes the stand-in.
+    """
+    lines = source.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        guarded = re.match(r"^try:", lines[i]) and GLUE_IMPORT.match(nxt.strip())
+        bare = GLUE_IMPORT.match(lines[i])
+        if guarded or bare:
+            name = (GLUE_IMPORT.match(nxt.strip()) if guarded else bare).group(1) or "glue"
+            if "import IPython.display" not in source:
+                out.append("import IPython.display\n\n")
+            out.extend(GLUE_STANDIN.format(name=name).rstrip("\n").split("\n"))
+            i += 2 if guarded else 1
+            if guarded:          # skip ``except ImportError:`` and its indented block
+                assert lines[i].startswith("except ImportError"), lines[i]
+                i += 1
+                while i < len(lines) and (lines[i].startswith((" ", "\t")) or not lines[i]):
+                    if not lines[i] and not (i + 1 < len(lines) and
+                                             lines[i + 1].startswith((" ", "\t"))):
+                        break
+                    i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
 
 
 def plain_notebook(nb, executed, index: BookIndex, name: str = "notebook"):
