@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlteach.errors import MlteachError
+
 
 def coef_table(params: pd.Series, bse: pd.Series, df: float | None = None,
                level: float = 0.95, stat: str | None = None) -> pd.DataFrame:
@@ -43,7 +45,7 @@ def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = No
                         level: float = 0.95) -> pd.DataFrame:
     """Wald intervals estimate ± q·SE with columns 'lower' and 'upper'."""
     if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}.")
+        raise MlteachError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}.")
     q = stats.norm.ppf(0.5 + level / 2) if df is None else stats.t.ppf(0.5 + level / 2, df)
     return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
 

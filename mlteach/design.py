@@ -63,6 +63,7 @@ from mlteach.errors import (
     RankDeficientError,
     UnknownVariableError,
     UnseenLevelError,
+    user_stacklevel,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -85,19 +86,6 @@ def formula_context() -> dict[str, object]:
 def _available_names() -> str:
     transforms = sorted(_TRANSFORM_NAMES - set(FORMULA_NAMESPACE), key=str.lower)
     return f"np (numpy), log, exp, sqrt and formulaic's transforms ({', '.join(transforms)})"
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning point at the first caller outside mlteach.
-
-    Call it in the function that calls `warnings.warn`, and pass the result as ``stacklevel``.
-    """
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "mlteach":
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def encode_formula(spec, data: pd.DataFrame, **kwargs):

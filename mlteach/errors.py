@@ -7,6 +7,9 @@ so a student can act on them.
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 
 class MlteachError(ValueError):
     """Base class of every error raised by mlteach for bad input."""
@@ -86,4 +89,23 @@ class SmallGroupWarning(MlteachWarning):
     """Some groups are too small (or too uniform) for a separate regression; they are NaN."""
 
 
-__all__ = [name for name in dir() if name[0].isupper()]
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside mlteach.
+
+    Call it in the function that calls `warnings.warn`, and pass the result as ``stacklevel``:
+    the warning then names the student's line, however deep inside mlteach it was raised.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "mlteach":
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """`warnings.warn` pointing at the user's calling line (see `user_stacklevel`)."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+__all__ = [name for name in dir() if name[0].isupper()] + ["user_stacklevel", "warn"]

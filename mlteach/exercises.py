@@ -76,7 +76,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mlteach.errors import MlteachError
+from mlteach.errors import DataTypeError, MlteachError
 
 __all__ = ["check", "register", "Expected", "CheckResult", "Check", "UnknownExerciseError",
            "registered", "get", "exercise_id", "exercise_label"]
@@ -100,14 +100,14 @@ class UnknownExerciseError(MlteachError, KeyError):
 def exercise_id(name: str) -> str:
     """The id ``"1.2"`` for ``"1.2"`` or the book label ``"ex-1-2"``; a clear error otherwise."""
     if isinstance(name, (float, int)) and not isinstance(name, bool):
-        raise TypeError(
+        raise DataTypeError(
             f"Exercise ids are strings such as '1.2', got the number {name!r}: a number loses "
             f"trailing zeros (1.10 becomes 1.1). Write mlteach.check('{name}', answer)."
         )
     text = str(name).strip()
     if m := _ID.match(text) or _LABEL.match(text):
         return f"{int(m.group(1))}.{int(m.group(2))}"
-    raise ValueError(
+    raise MlteachError(
         f"{name!r} is not an exercise id: write 'chapter.number' such as '1.2' (the exercise "
         f"labelled ex-1-2 in the book)."
     )
@@ -223,14 +223,14 @@ def register(exercise: str, *, rtol: float = 1e-3, atol: float = 1e-8, asks: str
     """
     ex = exercise_id(exercise)
     if rtol < 0 or atol < 0:
-        raise ValueError(f"Tolerances must be >= 0, got rtol={rtol!r}, atol={atol!r}.")
+        raise MlteachError(f"Tolerances must be >= 0, got rtol={rtol!r}, atol={atol!r}.")
     if isinstance(hints, str):
         hints = (hints,)
 
     def decorate(fn: Callable[[], Any]) -> Callable[[], Any]:
         old = _REGISTRY.get(ex)
         if old is not None and _where(old.compute) != _where(fn):
-            raise ValueError(
+            raise MlteachError(
                 f"Exercise {ex} already has a check ({_where(old.compute)}); {_where(fn)} "
                 f"cannot be registered for it too. Give the new exercise its own number."
             )
@@ -315,7 +315,7 @@ def _kind(value: Any) -> _Kind:
         return "table"
     if arr.ndim == 0:
         return "number"
-    raise TypeError(f"A check returned a {type(value).__name__} of {arr.ndim} dimensions; "
+    raise DataTypeError(f"A check returned a {type(value).__name__} of {arr.ndim} dimensions; "
                     f"checks compare numbers, 1-d vectors, tables, bools and strings.")
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from mlteach._tables import Summary
-from mlteach.errors import ConvergenceWarning, ModelComparisonError
+from mlteach.errors import ConvergenceWarning, ModelComparisonError, user_stacklevel
 
 # --------------------------------------------------------------------------------------------
 # What a fit looks like to this module: anything with these attributes (mlteach.lmm results).
@@ -478,7 +478,7 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
         if hasattr(fit, "converged") and not bool(fit.converged):
             warnings.warn(f"The {role} model ({fit.formula}) did not converge; its "
                           f"log-likelihood, and so this test, may be wrong.",
-                          ConvergenceWarning, stacklevel=2)
+                          ConvergenceWarning, stacklevel=user_stacklevel())
 
     df = int(larger.n_params) - int(smaller.n_params)
     fs = set(smaller.fixef.index)
@@ -505,7 +505,7 @@ def lrt(smaller: Any, larger: Any) -> LRTResult:
                 f"({l0:.6g}), although it contains the smaller model: its optimiser stopped "
                 f"short of the maximum. LR is set to 0; refit the larger model (other starting "
                 f"values or optimiser) before trusting this test.",
-                ConvergenceWarning, stacklevel=2)
+                ConvergenceWarning, stacklevel=user_stacklevel())
         statistic = 0.0
 
     p_naive = chi2_sf(statistic, df)

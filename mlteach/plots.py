@@ -28,7 +28,7 @@ from mlteach.design import (
     formula_variables,
     parse_formula,
 )
-from mlteach.errors import GroupingError
+from mlteach.errors import GroupingError, MlteachError, UnknownVariableError
 from mlteach.ols import ols
 from mlteach.pooling import no_pooling, shrinkage_table
 
@@ -78,7 +78,7 @@ def _group_labels(ax: Axes, labels: list[str], name: str, note: str,
         wanted = [str(g) for g in show]
         unknown = [g for g in wanted if g not in set(labels)]
         if unknown:
-            raise KeyError(f"labels: {', '.join(map(repr, unknown[:5]))} "
+            raise UnknownVariableError(f"labels: {', '.join(map(repr, unknown[:5]))} "
                            f"{'is not a group' if len(unknown) == 1 else 'are not groups'} of "
                            f"{name!r}; pass group labels such as {labels[0]!r}, or True/False.")
         positions = [i for i, g in enumerate(labels) if g in set(wanted)]
@@ -137,13 +137,13 @@ def caterpillar(fit: Any, term: str | None = None, level: float = 0.95,
     (differ from the overall estimate) are highlighted.
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}.")
+        raise MlteachError(f"level must be between 0 and 1 (e.g. 0.95), got {level!r}.")
     factor, ranef = _factor_block(fit.ranef, fit, group, "random effects")
     _, condvar = _factor_block(fit.ranef_condvar, fit, factor, "conditional variances")
     columns = [str(c) for c in ranef.columns]
     term = columns[0] if term is None else term
     if term not in columns:
-        raise KeyError(f"{term!r} is not a random effect by {factor!r}; the random effects "
+        raise UnknownVariableError(f"{term!r} is not a random effect by {factor!r}; the random effects "
                        f"are {', '.join(map(repr, columns))}.")
     est = ranef[term].astype(float)
     half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(condvar[term].reindex(est.index)
@@ -202,7 +202,7 @@ def shrinkage_plot(fit_or_table: Any, term: str | None = None, data: pd.DataFram
     terms = list(dict.fromkeys(table.index.get_level_values("term")))
     term = terms[0] if term is None else term
     if term not in terms:
-        raise KeyError(f"{term!r} is not in the shrinkage table; its terms are "
+        raise UnknownVariableError(f"{term!r} is not in the shrinkage table; its terms are "
                        f"{', '.join(map(repr, terms))}.")
     t = table.loc[term].sort_values("no_pooling", na_position="first")
     name = table.attrs.get("group", t.index.name or "group")
@@ -349,9 +349,9 @@ def spaghetti(data: pd.DataFrame, x: str, y: str, group: str, fit: Any = None,
     if kind is None:
         kind = "fitted" if fit is not None else "ols"
     if kind not in ("observed", "ols", "fitted"):
-        raise ValueError(f"kind must be 'observed', 'ols' or 'fitted', got {kind!r}.")
+        raise MlteachError(f"kind must be 'observed', 'ols' or 'fitted', got {kind!r}.")
     if kind == "fitted" and fit is None:
-        raise ValueError("kind='fitted' draws a model's predictions: pass the fitted model, "
+        raise MlteachError("kind='fitted' draws a model's predictions: pass the fitted model, "
                          "spaghetti(data, x, y, group, fit=mlteach.lmm(...), kind='fitted').")
     check_columns(data, [x, y, group])
     rows = drop_missing(data, [x, y, group], context="the spaghetti plot")

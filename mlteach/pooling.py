@@ -35,7 +35,8 @@ from mlteach.design import (
     formula_variables,
     parse_formula,
 )
-from mlteach.errors import GroupingError, ModelComparisonError, SmallGroupWarning
+from mlteach.errors import (DataTypeError, GroupingError, ModelComparisonError,
+                            SmallGroupWarning, user_stacklevel)
 from mlteach.ols import ols
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def _warn_small_groups(problems: dict[str, str], group: str, n_groups: int) -> N
         f"coefficients and variation in every predictor. Variables constant within a group "
         f"(group-level variables) cannot be estimated within one group at all: leave them out "
         f"of the per-group formula.",
-        SmallGroupWarning, stacklevel=3)
+        SmallGroupWarning, stacklevel=user_stacklevel())
 
 
 def no_pooling(formula: str, data: pd.DataFrame, group: str) -> pd.DataFrame:
@@ -217,7 +218,7 @@ def shrinkage_table(fit: Any, data: pd.DataFrame | None = None, group: str | Non
     if data is None:  # mlteach.lmm fits keep the rows they used in their fixed-effects design
         data = getattr(getattr(fit, "design", None), "data", getattr(fit, "data", None))
         if data is None:
-            raise TypeError("shrinkage_table needs the data the model was fitted to: "
+            raise DataTypeError("shrinkage_table needs the data the model was fitted to: "
                             "shrinkage_table(fit, data).")
     mixed = parse_mixed_formula(fit.formula)
     factors = list(dict.fromkeys(t.factor for t in mixed.random))

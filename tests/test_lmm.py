@@ -442,7 +442,9 @@ def test_text_repr_is_the_summary(rs):
 
 def test_predict_new_group_gets_population_line(rs):
     new = pd.DataFrame({"Days": [0.0, 5.0, 5.0], "Subject": ["308", "308", "new subject"]})
-    pred = rs.predict(new)
+    with pytest.warns(mlteach.errors.MlteachWarning, match=r"1 row of newdata has a level of "
+                      r"'Subject' not seen in fitting \(e.g. new subject\)"):
+        pred = rs.predict(new)
     b = rs.ranef.loc["308"]
     beta = rs.fixef
     assert pred.iloc[1] == pytest.approx(beta["Intercept"] + b["Intercept"]

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import linalg, optimize
 
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, MlteachError,
-                            SeparationWarning)
+                            SeparationWarning, user_stacklevel)
 from mlteach.glmm.family import Family, FamilyName, GLMFit, fit_glm, separation_direction
 from mlteach.glmm.model import GLMMData, prepare
 from mlteach.glmm.pql import fit_pql
@@ -276,13 +276,13 @@ def _result_likelihood(data: GLMMData, method: Method, nagq: int) -> GLMMResult:
             f"The optimiser stopped without clear evidence of a maximum (no convergence: "
             f"{decrement_text}). Estimates may be inaccurate: rescale badly scaled "
             f"predictors (centre them, or divide by their SD) and check for separation.",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=user_stacklevel())
     if boundary:
         warnings.warn(
             f"The random-intercept SD for {data.groups.name!r} is estimated at zero: the data "
             f"show no evidence that groups differ beyond chance (a boundary, or singular, fit). "
             f"The fixed effects equal those of the ordinary GLM without the random intercept.",
-            BoundaryFitWarning, stacklevel=3)
+            BoundaryFitWarning, stacklevel=user_stacklevel())
     return _assemble(data, method, nagq, beta, cov[:p, :p], sd, loglik, b, condvar,
                      converged, decrement_text, scale=1.0,
                      n_evaluations=opt.n_evaluations)
@@ -320,7 +320,7 @@ def _check_separation(data: GLMMData, glm: GLMFit) -> list[str] | None:
         f"data (complete or quasi-complete separation): the likelihood keeps rising as these "
         f"coefficients grow, so their estimates and standard errors are not meaningful. "
         f"Remove or merge the offending term or categories, or use a penalised (Firth) fit.",
-        SeparationWarning, stacklevel=4)
+        SeparationWarning, stacklevel=user_stacklevel())
     return terms
 
 
@@ -362,7 +362,7 @@ def _result_pql(data: GLMMData) -> GLMMResult:
         warnings.warn(
             f"PQL did not settle in 10 rounds (no convergence): the linear predictor was still "
             f"changing. PQL is known to struggle with small clusters and binary data; compare "
-            f"with method='laplace' or 'agq'.", ConvergenceWarning, stacklevel=3)
+            f"with method='laplace' or 'agq'.", ConvergenceWarning, stacklevel=user_stacklevel())
     return _assemble(data, "pql", None, lmm.beta, lmm.vcov, lmm.tau, float("nan"), lmm.blup,
                      lmm.condvar, fit.converged, text, scale=lmm.sigma, n_evaluations=fit.n_iter)
 
@@ -429,7 +429,7 @@ def compare_glmm_methods(formula: str, data: pd.DataFrame, family: FamilyName = 
             key = (w.category, str(w.message))
             if key not in seen:
                 seen.add(key)
-                warnings.warn(w.message, w.category, stacklevel=2)
+                warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
         labels.append(method_label(method, q))
         rows.append({**fit.fixef.to_dict(), "sd_re": fit.sd_re, "loglik": fit.loglik,
                      "fit_time_s": elapsed, "converged": fit.converged})

@@ -19,7 +19,8 @@ from scipy import sparse
 from mlteach.design import (
     Design, GroupIndex, check_columns, check_grouping, fixed_design, r_powers,
 )
-from mlteach.errors import DataTypeError, FormulaSyntaxError, MlteachError, SeparationWarning
+from mlteach.errors import (DataTypeError, FormulaSyntaxError,
+                            MlteachError, SeparationWarning, user_stacklevel)
 from mlteach.glmm.family import Family
 
 _BAR_TERM = re.compile(r"\(([^()]*\|[^()]*)\)")
@@ -290,4 +291,4 @@ def _warn_constant_groups(y: np.ndarray, m: np.ndarray, groups: GroupIndex) -> N
         f"minus or plus infinity (separation within a group). The model still fits: the normal "
         f"distribution of the group intercepts pulls their conditional modes toward the average "
         f"(shrinkage), but their predicted intercepts rest on that assumption alone.",
-        SeparationWarning, stacklevel=4)
+        SeparationWarning, stacklevel=user_stacklevel())

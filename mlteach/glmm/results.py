@@ -158,7 +158,7 @@ class GLMMResult:
             allow.new.levels = TRUE)``; rows of known groups keep their b̂_j.
         """
         if type not in ("response", "link"):
-            raise ValueError(f"type must be 'response' or 'link', got {type!r}.")
+            raise MlteachError(f"type must be 'response' or 'link', got {type!r}.")
         d = self.data
         beta = self.fixef.to_numpy()
         b = self.ranef["Intercept"].to_numpy()

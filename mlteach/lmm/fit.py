@@ -15,9 +15,8 @@ import pandas as pd
 from formulaic import Formula
 
 from mlteach.design import Design, assert_full_rank, fixed_design, formula_variables
-from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError, GroupingError,
-                            RankDeficientError)
-from mlteach.lmm._warn import warn
+from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError,
+                            GroupingError, MlteachError, RankDeficientError, warn)
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
 from mlteach.lmm.optimize import Optimum, minimize_deviance
@@ -50,9 +49,9 @@ def deviance_function(design: Design, structure: ReStructure, method: Method = "
     """The evaluator of the profiled deviance: per-group fast path for one grouping factor,
     sparse path otherwise (or as requested by `method`)."""
     if method not in ("auto", "single", "sparse"):
-        raise ValueError(f"method must be 'auto', 'single' or 'sparse', got {method!r}.")
+        raise MlteachError(f"method must be 'auto', 'single' or 'sparse', got {method!r}.")
     if method == "single" and not structure.single_factor:
-        raise ValueError(f"method='single' needs one grouping factor; this model has "
+        raise MlteachError(f"method='single' needs one grouping factor; this model has "
                          f"{', '.join(structure.factors)}. Use method='auto'.")
     if method == "sparse" or not structure.single_factor:
         return SparseDeviance(design.X, design.y, structure)
@@ -274,7 +273,7 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     included, are dropped with a counted `MissingDataWarning`.
     """
     if not isinstance(reml, (bool, np.bool_)):
-        raise TypeError(f"reml must be True or False, got {reml!r}.")
+        raise DataTypeError(f"reml must be True or False, got {reml!r}.")
     parsed = parse_mixed_formula(formula)
     design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
                           context="the mixed model", check_rank=False)

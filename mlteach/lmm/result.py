@@ -9,8 +9,7 @@ import pandas as pd
 
 from mlteach._tables import Summary, coef_table, confidence_interval
 from mlteach.design import Design, check_columns
-from mlteach.errors import MlteachWarning
-from mlteach.lmm._warn import warn
+from mlteach.errors import MlteachError, MlteachWarning, UnknownVariableError, warn
 from mlteach.lmm.structure import ReStructure
 
 Frames = pd.DataFrame | dict[str, pd.DataFrame]
@@ -148,14 +147,14 @@ class LMMResult:
     def _one(self, value: Frames, factor: str | None) -> pd.DataFrame:
         if isinstance(value, pd.DataFrame):
             if factor not in (None, self.group_names[0]):
-                raise KeyError(f"No grouping factor {factor!r}; the model has "
+                raise UnknownVariableError(f"No grouping factor {factor!r}; the model has "
                                f"{self.group_names[0]!r}.")
             return value
         if factor is None:
-            raise ValueError(f"The model has several grouping factors "
+            raise MlteachError(f"The model has several grouping factors "
                              f"({', '.join(self.group_names)}); name one.")
         if factor not in value:
-            raise KeyError(f"No grouping factor {factor!r}; the model has "
+            raise UnknownVariableError(f"No grouping factor {factor!r}; the model has "
                            f"{', '.join(self.group_names)}.")
         return value[factor]
 
@@ -233,7 +232,7 @@ class LMMResult:
         """
         for g, terms in self.re_terms.items():
             if terms != ["Intercept"]:
-                raise ValueError(
+                raise MlteachError(
                     f"icc() is defined for random-intercept models only, but {g!r} has random "
                     f"terms {terms}: with random slopes the between-group variance changes with "
                     f"the covariate, so there is no single intraclass correlation. At x = 0 it "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlteach.errors import MlteachError
 from mlteach.lmm.deviance import (PLS, cancels, profiled_deviance, residual_pwrss, rx_cancels,
                                   schur_solution, split_factor_blocks, with_residual_rx)
 from mlteach.lmm.structure import ReStructure
@@ -89,7 +90,7 @@ class SingleFactorDeviance:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, structure: ReStructure):
         if not structure.single_factor:
-            raise ValueError("SingleFactorDeviance needs a single grouping factor.")
+            raise MlteachError("SingleFactorDeviance needs a single grouping factor.")
         self.structure = structure
         blocks = structure.blocks
         codes = blocks[0].groups.codes

@@ -37,8 +37,7 @@ from mlteach.design import (
     formula_variables,
     parse_formula,
 )
-from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning
-from mlteach.lmm._warn import warn
+from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning, warn
 from mlteach.lmm.formula import RandomTerm
 
 

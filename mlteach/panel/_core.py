@@ -26,7 +26,7 @@ from scipy import stats
 from mlteach._tables import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import (DataTypeError, DroppedTermWarning, GroupingError, MlteachError,
-                            RankDeficientError)
+                            RankDeficientError, user_stacklevel)
 from mlteach.ols import LeastSquares
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def drop_without_variation(raw: np.ndarray, transformed: np.ndarray, terms: Sequ
     if loud:
         warnings.warn(
             f"Dropped {', '.join(repr(t) for t in loud)} from {reason}",
-            DroppedTermWarning, stacklevel=4,
+            DroppedTermWarning, stacklevel=user_stacklevel(),
         )
     return np.flatnonzero(~gone), loud
 

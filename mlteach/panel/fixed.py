@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import sparse
 
 from mlteach.design import GroupIndex, assert_full_rank, check_grouping
-from mlteach.errors import MissingDataWarning, MlteachError, RankDeficientError
+from mlteach.errors import MissingDataWarning, MlteachError, RankDeficientError, user_stacklevel
 from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
@@ -436,7 +436,7 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
                f"in {time} (a skipped period, e.g. {group} = {panel.groups.levels[g_gap[0]]!r})"
                f" and were not formed; each gap costs one difference.")
         warnings.warn(msg + " To difference across gaps as plm's model='fd' does, renumber "
-                      "the periods within each group first.", MissingDataWarning, stacklevel=2)
+                      "the periods within each group first.", MissingDataWarning, stacklevel=user_stacklevel())
         notes.append(msg)
     if now.size == 0:
         raise RankDeficientError(

@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from mlteach._tables import Summary, _fmt, coef_table
-from mlteach.errors import DataTypeError, HausmanWarning, MlteachError, ModelComparisonError
+from mlteach.errors import (DataTypeError, HausmanWarning,
+                            MlteachError, ModelComparisonError, user_stacklevel)
 from mlteach.panel._core import CovType, PanelResult, check_option, prepare_panel
 from mlteach.panel.random import _gls_fit, swamy_arora_components
 
@@ -249,7 +250,7 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
             msg += (f" The quadratic form is negative ({H:.4g}), which the test cannot "
                     f"interpret; its absolute value is reported, as plm's phtest does, and "
                     f"the p-value of that is not meaningful.")
-        warnings.warn(msg, HausmanWarning, stacklevel=2)
+        warnings.warn(msg, HausmanWarning, stacklevel=user_stacklevel())
         notes = (msg,)
     H = abs(H)
     p = float(stats.chi2.sf(H, rank)) if rank > 0 else float("nan")

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlteach._tables import Summary, coef_table
 from mlteach.design import GroupIndex, assert_full_rank
-from mlteach.errors import BoundaryFitWarning, MlteachError, RankDeficientError
+from mlteach.errors import BoundaryFitWarning, MlteachError, RankDeficientError, user_stacklevel
 from mlteach.ols import least_squares
 from mlteach.panel._core import (
     CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, rsquared,
@@ -149,7 +149,7 @@ def swamy_arora_components(panel: Panel) -> VarianceComponents:
             f"σ²_u = {raw:.4g}) and set to 0: the group means differ no more than the "
             f"within-group noise alone would make them, so there is no evidence of group "
             f"effects and random effects reduce to pooled OLS (θ = 0).",
-            BoundaryFitWarning, stacklevel=3,
+            BoundaryFitWarning, stacklevel=user_stacklevel(),
         )
     return VarianceComponents(sigma2_e=sigma2_e, sigma2_u=max(raw, 0.0), sigma2_u_raw=raw,
                               k_within=k_w, k_between=k_b, sizes=groups.sizes)
