@@ -675,6 +675,17 @@ def _check_levels(spec: ModelSpec, frame: pd.DataFrame) -> None:
                 f"reference level): drop those rows or map them to a known level.")
 
 
+def refuse_unused_categories(data: pd.DataFrame, names: Sequence[str], consequence: str) -> None:
+    """`DataTypeError` for the first categorical predictor in `names` with a category no row has;
+    `consequence` says what the model would make of it (an all-zero column)."""
+    for name in names:
+        unused = _unused_categories(data[name])
+        if unused:
+            raise DataTypeError(
+                f"{_unused_message(name, unused, 'predictor')}: {consequence}. Drop unused "
+                f"categories with df[{name!r}] = df[{name!r}].cat.remove_unused_categories().")
+
+
 def fixed_design(
     formula: str,
     data: pd.DataFrame,
@@ -705,13 +716,8 @@ def fixed_design(
     _check_response_type(parsed, data)
     columns = list(dict.fromkeys(list(variables) + list(extra)))
     used = _text_as_object(drop_missing(data[columns], columns, context).copy())
-    for name in predictors:
-        unused = _unused_categories(used[name])
-        if unused:
-            raise DataTypeError(
-                f"{_unused_message(name, unused, 'predictor')}: the formula would make an "
-                f"all-zero dummy for each, and the design would be rank deficient. Drop unused "
-                f"categories with df[{name!r}] = df[{name!r}].cat.remove_unused_categories().")
+    refuse_unused_categories(used, predictors, "the formula would make an all-zero dummy for "
+                             "each, and the design would be rank deficient")
     try:
         mm = encode_formula(parsed, used, na_action="ignore")
     except _FormulaicSyntaxError as exc:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import html as html_module
 import re
 import json
-import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -25,6 +23,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 import exercise_conventions as conv  # noqa: E402
 import make_student  # noqa: E402
 from plain_markdown import RAW_MYST  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+from fresh_env import FreshEnv  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "ex_demo.ipynb"
 NOTEBOOKS = [FIXTURE, *conv.chapter_notebooks(ROOT)]
@@ -123,25 +124,12 @@ def test_bundle(edition):
 
 
 @pytest.fixture(scope="module")
-def student_kernel(edition, tmp_path_factory) -> dict[str, str]:
+def student_kernel(edition, tmp_path_factory) -> FreshEnv:
     """A fresh virtual environment outside the repository with only what the edition's
     requirements.txt installs (`python -m venv`, then `pip install -r requirements.txt`, as the
-    edition's README tells a student), registered as a Jupyter kernel in a folder of its own."""
-    home = tmp_path_factory.mktemp("student-venv")
-    assert ROOT not in home.parents
-    venv_dir = home / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
-    python = venv_dir / "bin" / "python"
-    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
-                             str(edition / "requirements.txt")],
-                            capture_output=True, text=True, cwd=home)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    kernels = home / "jupyter" / "kernels" / "mlteach-student"
-    kernels.mkdir(parents=True)
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "mlteach student edition", "language": "python"}))
-    return {"JUPYTER_PATH": str(home / "jupyter"), "python": str(python)}
+    edition's README tells a student)."""
+    return FreshEnv.create(tmp_path_factory.mktemp("student-venv"),
+                           ["-r", str(edition / "requirements.txt")], "mlteach-student")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -174,26 +162,6 @@ def test_glued_numbers_and_references_are_substituted(edition):
     assert format_glue(glued["null_icc"], ".3f") in text
 
 
-def _execute(path: Path, cwd: Path, kernel: dict[str, str]):
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    env = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-           "JUPYTER_PATH": kernel["JUPYTER_PATH"], "PYTHONPATH": ""}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="mlteach-student",
-                       resources={"metadata": {"path": str(cwd)}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return nb
-
-
 # A chapter takes about as long as its instructor version (notebooks/_timings.json: ~30 s for
 # chapter 1), so chapters are marked slow; the fixture runs in a few seconds.
 @pytest.mark.parametrize("path", [pytest.param(p, marks=[] if p == FIXTURE else pytest.mark.slow)
@@ -202,7 +170,7 @@ def test_student_notebook_runs_as_handed_out(edition, student_kernel, path, tmp_
     """Top to bottom, in a fresh folder with only the bundle and a fresh environment with only
     its requirements.txt, exercises left as handed out."""
     shutil.copytree(edition / "notebooks", tmp_path / "notebooks")
-    nb = _execute(tmp_path / "notebooks" / path.name, tmp_path / "notebooks", student_kernel)
+    nb = student_kernel.execute(tmp_path / "notebooks" / path.name, tmp_path / "notebooks")
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert not [o for o in first.outputs if o.get("output_type") == "error"]
     for cell in nb.cells:

@@ -28,14 +28,13 @@ from mlteach.design import (
     _check_finite,
     _check_formula_names,
     _text_as_object,
-    _unused_categories,
-    _unused_message,
     check_column_types,
     check_columns,
     check_grouping,
     encode_formula,
     formula_variables,
     parse_formula,
+    refuse_unused_categories,
 )
 from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning, warn
 from mlteach.lmm.formula import RandomTerm
@@ -224,14 +223,8 @@ def check_term(term: RandomTerm, data: pd.DataFrame) -> None:
     variables = formula_variables(parsed)
     check_columns(data, variables, "variable")
     check_column_types(data, variables, "predictor", categorical=_categorical_variables(parsed))
-    for name in variables:
-        unused = _unused_categories(data[name])
-        if unused:
-            raise DataTypeError(
-                f"{_unused_message(name, unused, 'predictor')}: the random-effect term "
-                f"'({term.expr} | {term.factor_name})' would make an all-zero column for each. "
-                f"Drop unused categories with df[{name!r}] = "
-                f"df[{name!r}].cat.remove_unused_categories().")
+    refuse_unused_categories(data, variables, f"the random-effect term '({term.expr} | "
+                             f"{term.factor_name})' would make an all-zero column for each")
 
 
 def _check_new_missing(data: pd.DataFrame, variables: list[str]) -> None:
