@@ -17,6 +17,18 @@ from scipy import stats
 from mlteach.errors import MlteachError
 
 
+class OwnsTables:
+    """Mixin for results: every public Series or DataFrame attribute is handed out as a copy,
+    so editing ``fit.params`` (or resid, vcov, ...) changes nothing in the fit, its predictions
+    or its summary. Methods that only read may use the stored object through the same name."""
+
+    def __getattribute__(self, name: str):
+        value = object.__getattribute__(self, name)
+        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
+            return value.copy()
+        return value
+
+
 def coef_table(params: pd.Series, bse: pd.Series, df: float | None = None,
                level: float = 0.95, stat: str | None = None) -> pd.DataFrame:
     """Estimate, standard error, t (or z) statistic, p-value and confidence interval by term.
@@ -50,7 +62,7 @@ def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = No
     return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
 
 
-class CoefficientTable:
+class CoefficientTable(OwnsTables):
     """Mixin for results with `params`, `bse` and `df_inference` (None for normal inference).
 
     Gives every least-squares result the same t statistics, p-values, intervals and table.

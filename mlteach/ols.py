@@ -69,14 +69,6 @@ class OLSResult(CoefficientTable):
     fittedvalues: pd.Series = field(repr=False)
     design: Design = field(repr=False)
 
-    def __getattribute__(self, name: str):
-        # The result owns its tables: a Series or DataFrame it hands out is a copy, so editing
-        # fit.params (or resid, vcov, fittedvalues) changes nothing in the fit or its predictions.
-        value = object.__getattribute__(self, name)
-        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
-            return value.copy()
-        return value
-
     @property
     def rsquared_adj(self) -> float:
         """Adjusted R², 1 − (1 − R²)(n − 1)/(n − p)."""

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import Summary, coef_table, confidence_interval
+from mlteach._tables import OwnsTables, Summary, coef_table, confidence_interval
 from mlteach.design import check_columns
 from mlteach.errors import GroupingError, MlteachError
 from mlteach.glmm.model import GLMMData
@@ -24,7 +24,7 @@ _METHOD_WORDS = {
 
 
 @dataclass(frozen=True, repr=False)
-class GLMMResult:
+class GLMMResult(OwnsTables):
     """A fitted random-intercept GLMM, complete when returned.
 
     Attributes
@@ -68,14 +68,6 @@ class GLMMResult:
     convergence: str
     n_evaluations: int
     data: GLMMData = field(repr=False)
-
-    def __getattribute__(self, name: str):
-        # The result owns its tables: a Series or DataFrame it hands out is a copy, so editing
-        # fit.fixef (or ranef, vcov) changes nothing in the fit, its predictions or summary.
-        value = object.__getattribute__(self, name)
-        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
-            return value.copy()
-        return value
 
     # ------------------------------------------------------------------ numbers
     @property

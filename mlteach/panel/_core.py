@@ -327,14 +327,6 @@ class PanelResult(CoefficientTable):
     facts: tuple[tuple[str, object], ...] = ()
     prediction_basis: "PredictionBasis | None" = field(default=None, repr=False, compare=False)
 
-    def __getattribute__(self, name: str):
-        # A result owns its tables: every Series or DataFrame it hands out is a copy, so that
-        # editing fit.params (or resid, vcov, group_effects, ...) changes nothing in the fit,
-        # its predictions or its summary.
-        value = object.__getattribute__(self, name)
-        if isinstance(value, (pd.Series, pd.DataFrame)) and not name.startswith("_"):
-            return value.copy()
-        return value
 
     @property
     def rsquared_adj(self) -> float:
