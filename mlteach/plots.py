@@ -280,7 +280,7 @@ def _population_line(fit: Any, rows: pd.DataFrame, x: str, xs: np.ndarray
     prediction is averaged over their observed combinations, weighted by frequency (for a
     model linear in its dummies, the prediction at the mean dummy values).
     """
-    from mlteach.lmm.formula import parse_mixed_formula  # the lmm package parses its formulas
+    from mlteach.mixed.formula import parse_mixed_formula  # the mixed-model formula parser
 
     grid = np.unique(xs)
     if len(grid) > 100:

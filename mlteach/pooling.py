@@ -213,7 +213,7 @@ def shrinkage_table(fit: Any, data: pd.DataFrame | None = None, group: str | Non
     ``shrinkage_theory``. With random slopes the terms shrink jointly, and the empirical factor
     of one term can fall outside [0, 1] when the effects are correlated.
     """
-    from mlteach.lmm.formula import parse_mixed_formula  # the lmm package parses its formulas
+    from mlteach.mixed.formula import parse_mixed_formula  # the mixed-model formula parser
 
     if data is None:  # mlteach.lmm fits keep the rows they used in their fixed-effects design
         data = getattr(getattr(fit, "design", None), "data", getattr(fit, "data", None))

@@ -20,7 +20,7 @@ from mlteach.errors import (
     MissingDataWarning,
     UnknownVariableError,
 )
-from mlteach.lmm.formula import RandomTerm, parse_mixed_formula
+from mlteach.mixed.formula import RandomTerm, parse_mixed_formula
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_evaluators_agree_at_any_theta(seed):
     """Same deviance, β̂ and û from the per-group and the sparse evaluator, at random θ."""
     from mlteach.lmm.fit import deviance_function
     from mlteach.design import fixed_design
-    from mlteach.lmm.structure import build_structure
+    from mlteach.mixed.structure import build_structure
     data = small_data(seed)
     rng = np.random.default_rng(seed)
     parsed = parse_mixed_formula("y ~ x + (1 + x | g)")
@@ -291,7 +291,7 @@ def test_analytic_gradient_equals_finite_differences(sleep, formula, reml, seed)
     """The single-factor path's ∂d/∂θ against central differences of d, at random θ."""
     from mlteach.design import fixed_design
     from mlteach.lmm.fit import deviance_function, random_variables
-    from mlteach.lmm.structure import build_structure
+    from mlteach.mixed.structure import build_structure
     parsed = parse_mixed_formula(formula)
     design = fixed_design(parsed.fixed, sleep, extra=random_variables(parsed))
     structure = build_structure(parsed.random, design.data)
@@ -312,7 +312,7 @@ def test_convergence_check_uses_gradient_and_hessian(sleep, rs):
     stopped short is caught by the same check."""
     from mlteach.errors import ConvergenceWarning
     from mlteach.lmm.fit import check_fit
-    from mlteach.lmm.optimize import minimize_deviance
+    from mlteach.mixed.optimize import minimize_deviance
     assert rs.converged and rs.optinfo["evaluator"] == "SingleFactorDeviance"
     assert rs.optinfo["scaled_gradient"] < 1e-6
     assert rs.optinfo["hessian_min_eig"] > 0
@@ -336,7 +336,7 @@ def test_plain_random_terms_encode_as_formulaic(expr):
     """Random-effect expressions of plain numeric columns skip formulaic: same columns, names
     and order; anything else (booleans, text, functions, interactions) goes through it."""
     from formulaic import model_matrix
-    from mlteach.lmm.structure import _plain_columns, _plain_expression
+    from mlteach.mixed.structure import _plain_columns, _plain_expression
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"x": rng.normal(size=6), "z": rng.normal(size=6), "k": np.arange(6),
                          "w": rng.uniform(1, 2, 6), "b": [True, False] * 3, "f": list("abcabc")})

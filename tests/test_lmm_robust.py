@@ -13,8 +13,8 @@ from mlteach.design import fixed_design
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, MlteachError,
                             MlteachWarning, RankDeficientError)
 from mlteach.lmm.fit import check_fit, deviance_function, optimize_theta, random_variables
-from mlteach.lmm.formula import parse_mixed_formula
-from mlteach.lmm.structure import build_structure
+from mlteach.mixed.formula import parse_mixed_formula
+from mlteach.mixed.structure import build_structure
 
 
 @pytest.fixture(scope="module")

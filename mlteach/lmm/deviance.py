@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from mlteach.lmm.structure import ReStructure
+from mlteach.mixed.structure import ReStructure
 
 
 @dataclass(frozen=True)

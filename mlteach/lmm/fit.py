@@ -18,11 +18,11 @@ from mlteach.design import Design, assert_full_rank, fixed_design, formula_varia
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError,
                             GroupingError, MlteachError, RankDeficientError, warn)
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
-from mlteach.lmm.formula import MixedFormula, parse_mixed_formula
-from mlteach.lmm.optimize import Optimum, minimize_deviance
+from mlteach.mixed.formula import MixedFormula, parse_mixed_formula
+from mlteach.mixed.optimize import Optimum, minimize_deviance
 from mlteach.lmm.result import LMMResult
 from mlteach.lmm.single import SingleFactorDeviance
-from mlteach.lmm.structure import ReStructure, build_structure
+from mlteach.mixed.structure import ReStructure, build_structure
 
 Method = Literal["auto", "single", "sparse"]
 # lme4's isSingular(tol = 1e-4), applied to θ on the unit scale (`ReStructure.theta_scale`):

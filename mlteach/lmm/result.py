@@ -10,7 +10,7 @@ import pandas as pd
 from mlteach._tables import Summary, coef_table, confidence_interval
 from mlteach.design import Design, check_columns
 from mlteach.errors import MlteachError, MlteachWarning, UnknownVariableError, warn
-from mlteach.lmm.structure import ReStructure
+from mlteach.mixed.structure import ReStructure
 
 Frames = pd.DataFrame | dict[str, pd.DataFrame]
 

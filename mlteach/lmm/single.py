@@ -22,7 +22,7 @@ import numpy as np
 from mlteach.errors import MlteachError
 from mlteach.lmm.deviance import (PLS, cancels, profiled_deviance, residual_pwrss, rx_cancels,
                                   schur_solution, split_factor_blocks, with_residual_rx)
-from mlteach.lmm.structure import ReStructure
+from mlteach.mixed.structure import ReStructure
 
 
 def group_crossproducts(Z: list[np.ndarray], W: list[np.ndarray], codes: np.ndarray, G: int,

@@ -37,7 +37,7 @@ from mlteach.design import (
     refuse_unused_categories,
 )
 from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning, warn
-from mlteach.lmm.formula import RandomTerm
+from mlteach.mixed.formula import RandomTerm
 
 
 @dataclass(frozen=True)
