@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 # explores new ones.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: all env book test unit nbval execute bench student lab clean help
+.PHONY: all env book test unit nbval execute bench student anywhere lab clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (creates .venv if missing)"
@@ -24,6 +24,7 @@ help:
 	@echo "make execute  re-execute every chapter notebook in place (authors, after changing mlteach)"
 	@echo "make bench    run the speed benchmarks in benchmarks/"
 	@echo "make student  write student editions (no solutions) into _build/student"
+	@echo "make anywhere write the full chapters for any Jupyter front end into _build/anywhere"
 	@echo "make lab      open the chapter notebooks in JupyterLab (MyST rendered by jupyterlab-myst)"
 
 env: $(STAMP)
@@ -38,6 +39,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+	$(PY) tools/make_anywhere.py --html _build/html   # the .ipynb downloads: plain markdown
 	@echo "Open _build/html/index.html"
 
 # The book is built first (zero warnings, or the test fails) so that tests/test_site.py can check
@@ -63,6 +65,11 @@ bench: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py
+
+# The full chapters (solutions, outputs) in plain Jupyter markdown: glued numbers written in,
+# roles and directives rewritten, so JupyterLab, VS Code and Colab show them as the book does.
+anywhere: $(STAMP)
+	$(PY) tools/make_anywhere.py
 
 # JupyterLab from the pinned environment, with jupyterlab-myst so the notebooks' MyST markdown
 # (admonitions, roles, math) renders as in the book. LAB_ARGS passes options, e.g. --no-browser.

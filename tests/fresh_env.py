@@ -3,7 +3,8 @@
 `FreshEnv.create(home, pip_args)` runs `python -m venv` and `pip install <pip_args>` with nothing
 of ours leaking in (no PYTHONPATH, no active virtual environment) and registers the new
 environment as a Jupyter kernel in a folder of its own; `execute` runs a notebook top to bottom
-in that kernel. Used by the student-edition and fresh-install tests.
+in that kernel; `shared` makes one per requirements file and test session. Used by the
+student-edition, run-anywhere and fresh-install tests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+_SHARED: dict[str, "FreshEnv"] = {}
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,21 @@ class FreshEnv:
             "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": kernel_name, "language": "python"}))
         return cls(python, home / "jupyter", kernel_name)
+
+    @classmethod
+    def shared(cls, tmp_path_factory, requirements: Path, kernel_name: str) -> "FreshEnv":
+        """One environment per test session for a given requirements.txt *content*.
+
+        The student and run-anywhere editions write the same requirements.txt: their tests share
+        one `pip install -r` (each costs minutes) instead of making one each.
+        """
+        text = requirements.read_text(encoding="utf-8")
+        if text not in _SHARED:
+            home = tmp_path_factory.mktemp(kernel_name)
+            local = home / "requirements.txt"          # what the student was handed
+            local.write_text(text, encoding="utf-8")
+            _SHARED[text] = cls.create(home, ["-r", str(local)], kernel_name)
+        return _SHARED[text]
 
     def run(self, code: str, cwd: Path) -> str:
         return subprocess.run([str(self.python), "-c", code], capture_output=True, text=True,

@@ -128,8 +128,7 @@ def student_kernel(edition, tmp_path_factory) -> FreshEnv:
     """A fresh virtual environment outside the repository with only what the edition's
     requirements.txt installs (`python -m venv`, then `pip install -r requirements.txt`, as the
     edition's README tells a student)."""
-    return FreshEnv.create(tmp_path_factory.mktemp("student-venv"),
-                           ["-r", str(edition / "requirements.txt")], "mlteach-student")
+    return FreshEnv.shared(tmp_path_factory, edition / "requirements.txt", "mlteach-student")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -2,7 +2,8 @@
 
 JupyterLab without jupyterlab-myst, VS Code and Colab render CommonMark with math, not MyST:
 they would show ``{glue:text}`hsb_tau2:.2f``` where the book shows 8.61, and raw fences for
-admonitions and exercises. The student edition is written through `plain_notebook`, which:
+admonitions and exercises. The student and run-anywhere editions (and the nbgrader
+assignments) are written through `plain_notebook`, which:
 
 - substitutes every ``{glue:text}`name:format``` with the value the executed chapter glued
   (formatted as myst-nb does, with Python's format specification);
@@ -12,8 +13,9 @@ admonitions and exercises. The student edition is written through `plain_noteboo
   to author–year text ("Bell and Jones (2015)", "(Mundlak, 1978)", as the book prints them)
   from book/references.bib;
 - numbers labelled display equations with ``\\tag{2.3}`` (as the book numbers them);
-- rewrites admonitions as block quotes with a bold title and exercises as a bold
-  "Exercise 2.1: title" paragraph; drops label lines ``(name)=`` and MyST comments ``% ...``;
+- rewrites admonitions as block quotes with a bold title, exercises as a bold
+  "Exercise 2.1: title" paragraph and solutions (in the full editions) as a block quote
+  "Solution to Exercise 2.1"; drops label lines ``(name)=`` and MyST comments ``% ...``;
 - replaces the chapters' guarded ``from myst_nb import glue`` by its fallback alone, so no
   executed cell imports myst-nb (a Sphinx extension); and puts each figure's caption under
   the cell that draws it.
@@ -312,6 +314,11 @@ class Rewriter:
             if number and title:
                 head = f"**Exercise {number}: {title}**"
             return f"{head}\n\n{inner}"
+        if name == "solution":             # the full editions: a quoted "Solution to ..."
+            number = self.index.numbers.get(argument.strip(), "")
+            title = f"Solution to Exercise {number}" if number else "Solution"
+            quoted = "\n".join(f"> {line}".rstrip() for line in inner.splitlines())
+            return f"> **{title}**\n>\n{quoted}"
         if name == "admonition" or name in ADMONITION_TITLES:
             title = self.inline(argument) if name == "admonition" else ADMONITION_TITLES[name]
             quoted = "\n".join(f"> {line}".rstrip() for line in inner.splitlines())
