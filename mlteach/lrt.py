@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlteach._tables import Summary
+from mlteach.results.base import Summary
 from mlteach.errors import ConvergenceWarning, ModelComparisonError, user_stacklevel
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from mlteach._tables import CoefficientTable, Summary
+from mlteach.results.base import CoefficientTable, Summary
 from mlteach.design import Design, GroupIndex, check_grouping, fixed_design
 from mlteach.errors import RankDeficientError
 

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import OwnsTables, Summary, coef_table, confidence_interval
+from mlteach.results.base import OwnsTables, Summary, coef_table, confidence_interval
 from mlteach.design import check_columns
 from mlteach.errors import GroupingError, MlteachError
 from mlteach.glmm.model import GLMMData

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import Summary, coef_table, confidence_interval
+from mlteach.results.base import Summary, coef_table, confidence_interval
 from mlteach.design import Design, check_columns
 from mlteach.errors import MlteachError, MlteachWarning, UnknownVariableError, warn
 from mlteach.mixed.structure import ReStructure

@@ -20,7 +20,8 @@ function               estimator                                    plm equivale
 from mlteach.panel._core import PanelResult
 from mlteach.panel.compare import Comparison, compare
 from mlteach.panel.fixed import LSDVResult, between, first_difference, lsdv, twoway_demean, within
-from mlteach.panel.hausman import TestResult, hausman, mundlak_test, wald_test
+from mlteach.panel.hausman import hausman, mundlak_test
+from mlteach.results import TestResult, wald_test
 from mlteach.panel.random import (
     REWBResult, RandomEffectsResult, VarianceComponents, quasi_demeaned_gls, rewb, swamy_arora,
     swamy_arora_components, theta,

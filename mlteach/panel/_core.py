@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlteach._tables import CoefficientTable, Summary
+from mlteach.results import CoefficientTable, Summary, TestResult, wald_test
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import (DataTypeError, DroppedTermWarning, GroupingError, MlteachError,
                             RankDeficientError, user_stacklevel)
@@ -333,13 +333,12 @@ class PanelResult(CoefficientTable):
         """1 − (1 − R²)(n − 1)/df_resid, as plm's ``r.squared(dfcor=TRUE)``."""
         return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
 
-    def wald(self, terms: Sequence[str] | None = None) -> "WaldTest":
+    def wald(self, terms: Sequence[str] | None = None) -> TestResult:
         """Joint Wald test that the coefficients of `terms` (default: all but Intercept) are 0.
 
         F = b'V⁻¹b / q with (q, df_inference) degrees of freedom; χ²(q) when inference is
         normal. With classical errors this is the usual overall F test of the regression.
         """
-        from mlteach.panel.hausman import wald_test
         terms = [t for t in self.params.index if t != "Intercept"] if terms is None else terms
         return wald_test(self.params, self.vcov, terms, self.df_inference,
                          f"{self.estimator}: all coefficients of {', '.join(terms)} are zero")

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import Summary
+from mlteach.results.base import Summary
 from mlteach.errors import DataTypeError, MlteachError
 from mlteach.ols import OLSResult
 from mlteach.panel._core import PanelResult

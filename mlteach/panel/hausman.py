@@ -16,75 +16,17 @@ so, only fixed effects is consistent.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlteach._tables import Summary, _fmt, coef_table
+from mlteach.results import TestResult, coef_table, wald_test
 from mlteach.errors import (DataTypeError, HausmanWarning,
                             MlteachError, ModelComparisonError, user_stacklevel)
 from mlteach.panel._core import CovType, PanelResult, check_option, prepare_panel
 from mlteach.panel.random import _gls_fit, swamy_arora_components
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """A hypothesis test: null hypothesis, statistic, distribution with df, and p-value.
-
-    Attributes
-    ----------
-    name : the test's name.
-    null : the null hypothesis in words.
-    statistic : the test statistic.
-    df : degrees of freedom (numerator df for F).
-    df_denom : denominator df for an F test, else None (χ²).
-    pvalue : upper-tail p-value.
-    details : a table behind the statistic (e.g. the compared coefficients).
-    notes : plain-language caveats.
-    """
-
-    __test__ = False  # not a pytest test class
-
-    name: str
-    null: str
-    statistic: float
-    df: int
-    df_denom: int | None
-    pvalue: float
-    details: pd.DataFrame | None = field(default=None, repr=False)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def p_value(self) -> float:
-        """Alias of `pvalue`, the name `mlteach.lrt`'s result uses."""
-        return self.pvalue
-
-    @property
-    def distribution(self) -> str:
-        """The statistic's distribution under H0, e.g. ``chi2(2)`` or ``F(2, 187)``."""
-        return f"chi2({self.df})" if self.df_denom is None else f"F({self.df}, {self.df_denom})"
-
-    def summary(self) -> Summary:
-        """H0, the statistic, its distribution under H0 with df, the p-value and details."""
-        facts = [("H0", self.null), ("Statistic", self.statistic),
-                 ("Distribution under H0", self.distribution), ("df", self.df),
-                 ("p-value", self.pvalue)]
-        tables = [("Details", self.details)] if self.details is not None else []
-        return Summary(self.name, facts, tables, self.notes)
-
-    def __str__(self) -> str:
-        df = self.df if self.df_denom is None else f"{self.df}, {self.df_denom}"
-        s = (f"{self.name}\nH0: {self.null}\nstatistic = {_fmt(self.statistic)} ~ "
-             f"{self.distribution} under H0 (df = {df}), p-value = {_fmt(self.pvalue)}")
-        return s + "".join(f"\nNote: {n}" for n in self.notes)
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
 
 
 def _psd_inverse(V: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, int, bool]:
@@ -103,23 +45,6 @@ def _psd_inverse(V: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, int, b
     pos_def = bool(np.all(lam > rtol * np.abs(lam).max()))
     Cinv = (U[:, big] / lam[big]) @ U[:, big].T
     return Cinv / np.outer(s, s), int(big.sum()), pos_def
-
-
-def wald_test(params: pd.Series, vcov: pd.DataFrame, terms: Sequence[str],
-              df_denom: int | None, null: str, name: str = "Wald test") -> TestResult:
-    """Wald test that the coefficients of `terms` are jointly zero.
-
-    W = b'V⁻¹b is χ²(q) under H0 (large samples); with `df_denom`, W/q is reported as
-    F(q, df_denom).
-    """
-    terms = list(terms)
-    b = params[terms].to_numpy()
-    V = vcov.loc[terms, terms].to_numpy()
-    W = float(b @ np.linalg.solve(V, b))
-    q = len(terms)
-    if df_denom is None:
-        return TestResult(name, null, W, q, None, float(stats.chi2.sf(W, q)))
-    return TestResult(name, null, W / q, q, int(df_denom), float(stats.f.sf(W / q, q, df_denom)))
 
 
 def _model_terms(fit: PanelResult) -> list[str]:

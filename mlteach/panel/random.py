@@ -22,7 +22,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mlteach._tables import Summary, coef_table
+from mlteach.results.base import Summary, coef_table
 from mlteach.design import GroupIndex, assert_full_rank
 from mlteach.errors import BoundaryFitWarning, MlteachError, RankDeficientError, user_stacklevel
 from mlteach.ols import least_squares

@@ -1,7 +1,10 @@
-"""Tables and printed summaries shared by every result object.
+"""Tables, printed summaries and renamed-attribute aliases shared by every result object.
 
 A `Summary` is a title, a list of (label, value) facts and a few captioned tables; it prints as
-plain text for the console and as HTML in notebooks and the book.
+plain text for the console and as HTML in notebooks and the book. `CoefficientTable` gives a
+result with `params`, `bse` and `df_inference` its t statistics, p-values, intervals and
+coefficient table; `OwnsTables` hands out copies of a result's tables; `renamed` keeps an old
+attribute name working for one release, with a `DeprecationWarning` naming the new one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlteach.errors import MlteachError
+from mlteach.errors import MlteachError, warn
 
 
 class OwnsTables:
@@ -62,6 +65,21 @@ def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = No
     return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
 
 
+def renamed(old: str, new: str) -> property:
+    """A read-only attribute `old` that returns `new` and warns that it was renamed.
+
+    Old names stay one release so that existing code keeps running; the `DeprecationWarning`
+    names the caller's line and the new name (see `mlteach.results` for the canonical names).
+    """
+
+    def get(self):
+        warn(f"{type(self).__name__}.{old} is renamed {new}: use .{new} ({old} will be "
+             f"removed in the next release).", DeprecationWarning)
+        return getattr(self, new)
+
+    return property(get, doc=f"Deprecated alias of `{new}` (the name before issue 14).")
+
+
 class CoefficientTable(OwnsTables):
     """Mixin for results with `params`, `bse` and `df_inference` (None for normal inference).
 
@@ -92,7 +110,8 @@ class CoefficientTable(OwnsTables):
         return coef_table(self.params, self.bse, self.df_inference, level)
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
+    """A number as printed in summaries: 4 significant digits, scientific when very large/small."""
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             return str(value)
@@ -115,7 +134,7 @@ class Summary:
         lines = [self.title, "=" * len(self.title)]
         if self.facts:
             width = max(len(k) for k, _ in self.facts)
-            lines += [f"{k:<{width}}  {_fmt(v)}" for k, v in self.facts]
+            lines += [f"{k:<{width}}  {format_value(v)}" for k, v in self.facts]
         for caption, table in self.tables:
             lines += ["", caption, table.to_string(float_format=lambda v: f"{v:.4f}")]
         if self.notes:
@@ -129,7 +148,7 @@ class Summary:
         if self.facts:
             out.append("<table><tbody>" + "".join(
                 f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                f"<td>{html.escape(_fmt(v))}</td></tr>" for k, v in self.facts) + "</tbody></table>")
+                f"<td>{html.escape(format_value(v))}</td></tr>" for k, v in self.facts) + "</tbody></table>")
         for caption, table in self.tables:
             out.append(f"<p><em>{html.escape(caption)}</em></p>")
             out.append(table.to_html(float_format=lambda v: f"{v:.4f}", border=0))
