@@ -14,11 +14,14 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula
 
-from mlteach.design import Design, assert_full_rank, fixed_design, formula_variables
+from mlteach.design import (Design, assert_full_rank, check_columns, fixed_design,
+                            formula_variables)
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError,
-                            GroupingError, MlteachError, RankDeficientError, warn)
+                            FormulaSyntaxError, GroupingError, MlteachError, RankDeficientError,
+                            warn)
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.mixed.formula import MixedFormula, parse_mixed_formula
+from mlteach.mixed.offset import Offset, build_offset, offset_variables
 from mlteach.mixed.optimize import Optimum, minimize_deviance
 from mlteach.lmm.result import LMMResult
 from mlteach.lmm.single import SingleFactorDeviance
@@ -37,25 +40,62 @@ FLAT_RTOL = 1e-9
 
 
 def random_variables(parsed: MixedFormula) -> list[str]:
-    """Columns the random part needs: grouping columns and variables of the block expressions."""
+    """Columns the random part and the offsets need: grouping columns, variables of the block
+    expressions and of the ``offset()`` terms."""
     names: list[str] = []
     for term in parsed.random:
         names += formula_variables(Formula(term.expr)) + list(term.factor)
+    names += offset_variables(parsed.offsets)
     return list(dict.fromkeys(names))
 
 
-def deviance_function(design: Design, structure: ReStructure, method: Method = "auto"
+def deviance_function(design: Design, structure: ReStructure, method: Method = "auto",
+                      weights: np.ndarray | None = None, offset: np.ndarray | None = None
                       ) -> SingleFactorDeviance | SparseDeviance:
     """The evaluator of the profiled deviance: per-group fast path for one grouping factor,
-    sparse path otherwise (or as requested by `method`)."""
+    sparse path otherwise (or as requested by `method`).
+
+    With prior weights w (residual variance σ²/w_i, as lmer's ``weights``) the rows of X, y − o
+    and Z are multiplied by √w_i: the weighted model is an unweighted one in those rows. Its
+    deviance differs from the evaluator's by the constant −Σ log w_i (`log_weights`), which
+    moves no estimate; `assemble` adds it to the log-likelihood.
+    """
     if method not in ("auto", "single", "sparse"):
         raise MlteachError(f"method must be 'auto', 'single' or 'sparse', got {method!r}.")
     if method == "single" and not structure.single_factor:
         raise MlteachError(f"method='single' needs one grouping factor; this model has "
                          f"{', '.join(structure.factors)}. Use method='auto'.")
+    X, y = design.X, design.y
+    if offset is not None:
+        y = y - offset
+    if weights is not None:
+        sw = np.sqrt(weights)
+        X, y = X * sw[:, None], y * sw
+        structure = structure.row_scaled(sw)
     if method == "sparse" or not structure.single_factor:
-        return SparseDeviance(design.X, design.y, structure)
-    return SingleFactorDeviance(design.X, design.y, structure)
+        return SparseDeviance(X, y, structure)
+    return SingleFactorDeviance(X, y, structure)
+
+
+def prior_weights(name: object, used: pd.DataFrame) -> np.ndarray | None:
+    """The column of prior weights (lmer's ``weights``), checked: finite and positive."""
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise DataTypeError(f"weights must be a column name (a string), got {name!r}.")
+    col = used[name]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise DataTypeError(f"The weights column {name!r} must be numeric, got {col.dtype}.")
+    w = col.to_numpy(dtype=float)
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        row = used.index[bad][0]
+        raise DataTypeError(
+            f"The weights column {name!r} must be positive and finite; row {row!r} has "
+            f"{w[bad][0]:g} ({int(bad.sum())} such rows). A weight w_i says row i has residual "
+            f"variance sigma^2 / w_i: drop rows that should not count instead of giving them "
+            f"weight 0.")
+    return w
 
 
 def check_full_rank(design: Design) -> None:
@@ -220,8 +260,8 @@ def check_fit(opt: Optimum, structure: ReStructure) -> bool:
     return converged
 
 
-def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "auto"
-        ) -> LMMResult:
+def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "auto",
+        weights: str | None = None) -> LMMResult:
     """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
 
     Parameters
@@ -238,6 +278,10 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     method : {"auto", "single", "sparse"}
         Evaluator of the deviance: "auto" uses per-group sufficient statistics for one grouping
         factor and sparse matrices otherwise; the others force one (for tests).
+    weights : str, optional
+        Column of prior weights w_i > 0, as lmer's ``weights``: row i has residual variance
+        σ²/w_i (e.g. a mean of w_i observations). ``offset(expr)`` terms in the formula add
+        known values with coefficient 1 to the mean (``y ~ x + offset(2 * x) + (1 | g)``).
 
     Returns
     -------
@@ -275,7 +319,15 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     if not isinstance(reml, (bool, np.bool_)):
         raise DataTypeError(f"reml must be True or False, got {reml!r}.")
     parsed = parse_mixed_formula(formula)
-    design = fixed_design(parsed.fixed, data, extra=random_variables(parsed),
+    if parsed.cbind is not None:
+        raise FormulaSyntaxError(
+            f"cbind(successes, failures) on the left of '~' is a binomial outcome: fit it with "
+            f"mlteach.glmm(..., family='binomial'). A linear mixed model takes one numeric "
+            f"outcome.")
+    extra = random_variables(parsed) + ([weights] if isinstance(weights, str) else [])
+    if isinstance(weights, str):
+        check_columns(data, [weights], "weights column")
+    design = fixed_design(parsed.fixed, data, extra=list(dict.fromkeys(extra)),
                           context="the mixed model", check_rank=False)
     check_full_rank(design)
     # design.data is fixed_design's own copy of the columns used (never the caller's frame):
@@ -283,9 +335,13 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     structure = build_structure(parsed.random, design.data)
     _check_sizes(design, structure)
     check_confounding(design, structure)
-    dev = deviance_function(design, structure, method)
+    w = prior_weights(weights, design.data)
+    offset = build_offset(parsed.offsets, design.data) if parsed.offsets else None
+    o = offset.values(design.data, "the data") if offset is not None else None
+    dev = deviance_function(design, structure, method, weights=w, offset=o)
     opt = optimize_theta(dev, structure, bool(reml))
-    return assemble(formula, bool(reml), design, structure, dev, opt)
+    return assemble(formula, bool(reml), design, structure, dev, opt, offset=offset,
+                    weights=w, weights_name=weights)
 
 
 def optimize_theta(dev: SingleFactorDeviance | SparseDeviance, structure: ReStructure,
@@ -337,8 +393,14 @@ def optimize_theta(dev: SingleFactorDeviance | SparseDeviance, structure: ReStru
 
 
 def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
-             dev: SingleFactorDeviance | SparseDeviance, opt: Optimum) -> LMMResult:
-    """Everything the result reports, computed at θ̂ (and the checks' warnings issued)."""
+             dev: SingleFactorDeviance | SparseDeviance, opt: Optimum,
+             offset: Offset | None = None, weights: np.ndarray | None = None,
+             weights_name: str | None = None) -> LMMResult:
+    """Everything the result reports, computed at θ̂ (and the checks' warnings issued).
+
+    `dev` may be weighted (`deviance_function`); fitted values, residuals and predictions are
+    on the original rows: ŷ = Xβ̂ + Zb̂ + o, and the log-likelihood gains ½ Σ log w_i.
+    """
     n, p = design.X.shape
     theta = opt.theta
     pls = dev.pls(theta)
@@ -387,6 +449,9 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
     for blk, b in zip(structure.blocks, b_blocks):
         Zb += np.einsum("ik,ik->i", blk.Z, b[blk.groups.codes])
     fitted = fitted_fixed + Zb
+    o = offset.values(design.data, "the data") if offset is not None else np.zeros(n)
+    fitted = fitted + o
+    log_w = 0.0 if weights is None else float(np.log(weights).sum())
     one = len(factors) == 1
     pick = (lambda d: d[factors[0]]) if one else (lambda d: d)
     return LMMResult(
@@ -396,7 +461,7 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
         _vcov=pd.DataFrame(V, index=terms, columns=terms),
         sigma=float(np.sqrt(s2)),
         _theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
-        loglik=-0.5 * opt.value,
+        loglik=-0.5 * opt.value + 0.5 * log_w,
         _cov_re=pick(cov_re), _ranef=pick(ranef), _ranef_condvar=pick(condvar),
         _ranef_condcov=pick(condcov),
         singular=singular, converged=converged, nobs=n, _ngroups=ngroups,
@@ -407,7 +472,7 @@ def assemble(formula: str, reml: bool, design: Design, structure: ReStructure,
         _optinfo={"evaluator": type(dev).__name__, "nfev": opt.nfev,
                  "gradient": opt.gradient, "scaled_gradient": opt.scaled_gradient,
                  "hessian_min_eig": opt.hessian_min_eig, "message": opt.message},
-        design=design, structure=structure,
+        design=design, structure=structure, offset=offset, weights=weights_name,
     )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from mlteach.results.base import Summary, coef_table, confidence_interval
 from mlteach.design import Design, check_columns
 from mlteach.errors import MlteachError, MlteachWarning, UnknownVariableError, warn
+from mlteach.mixed.offset import Offset
 from mlteach.mixed.structure import ReStructure
 
 Frames = pd.DataFrame | dict[str, pd.DataFrame]
@@ -57,7 +58,9 @@ class LMMResult:
     n_params : number of estimated parameters, p + len(θ) + 1 (lme4's df of ``logLik``).
     response : name of the outcome. group_names : the grouping factors.
     re_terms : the random terms (column names) of each grouping factor.
-    data_index : row labels of the data used. fitted, resid : ŷ = Xβ̂ + Zb̂ and y − ŷ.
+    data_index : row labels of the data used. fitted, resid : ŷ = Xβ̂ + Zb̂ (+ offset) and y − ŷ.
+    offset : the ``offset()`` terms (None without them); predictions add them.
+    weights : the name of the prior-weights column, or None.
     optinfo : optimiser details (evaluations, gradient, Hessian eigenvalues, path taken).
     """
 
@@ -87,6 +90,8 @@ class LMMResult:
     _optinfo: dict = field(repr=False)
     design: Design = field(repr=False)
     structure: ReStructure = field(repr=False)
+    offset: Offset | None = field(default=None, repr=False)
+    weights: str | None = None
 
 
     # Every table and dict the result hands out is a fresh copy: editing `fit.params` or
@@ -288,9 +293,10 @@ class LMMResult:
             if include_random:
                 return self._fitted.rename("predicted")
             X = self.design.X
-            return pd.Series(X @ fixef, index=self.data_index, name="predicted")
+            return pd.Series(X @ fixef + self._offset_of(self.design.data, "the data"),
+                             index=self.data_index, name="predicted")
         X = self.design.encode(newdata)
-        out = X @ fixef
+        out = X @ fixef + self._offset_of(newdata, "newdata")
         if include_random:
             unmatched: dict[str, dict] = {}
             for block, b in zip(self.structure.blocks, self._ranef_blocks()):
@@ -308,6 +314,10 @@ class LMMResult:
                 _warn_unmatched(factor, info)
         return pd.Series(out, index=newdata.index, name="predicted")
 
+    def _offset_of(self, data: pd.DataFrame, where: str) -> np.ndarray | float:
+        """The model's ``offset()`` terms evaluated on `data` (0 without offsets)."""
+        return 0.0 if self.offset is None else self.offset.values(data, where)
+
     def _ranef_blocks(self) -> list[np.ndarray]:
         return [self._one(self._ranef, b.factor)[b.columns].to_numpy()
                 for b in self.structure.blocks]
@@ -319,6 +329,10 @@ class LMMResult:
         method = "REML (restricted maximum likelihood)" if self.reml else "maximum likelihood (ML)"
         ll_label = "Log-likelihood (REML)" if self.reml else "Log-likelihood"
         facts = [("Formula", self.formula), ("Estimation", method), ("Observations", self.nobs)]
+        if self.weights is not None:
+            facts.append(("Prior weights", f"{self.weights} (residual variance sigma^2 / w)"))
+        if self.offset is not None:
+            facts.append(("Offset", " + ".join(self.offset.exprs)))
         facts += [(f"Groups: {g}", n) for g, n in self.ngroups.items()]
         facts += [(ll_label, f"{self.loglik:.4f}"), ("AIC", f"{self.aic:.4f}"),
                   ("BIC", f"{self.bic:.4f}"), ("Residual SD (sigma)", f"{self.sigma:.4f}"),

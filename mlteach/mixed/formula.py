@@ -9,6 +9,10 @@ grouping factor. The shorthands are expanded here, as lme4 does:
 * ``(1 + x || g)`` means ``(1 | g) + (0 + x | g)``: separate, uncorrelated blocks;
 * ``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``: b nested in a.
 
+Two more pieces of lme4's syntax are taken out of the fixed part here: ``offset(expr)`` terms
+(known parts of the linear predictor, coefficient 1; several are added up), and a binomial
+response written ``cbind(successes, failures)``.
+
 Syntax errors point at the offending character with a caret.
 """
 
@@ -50,6 +54,13 @@ class MixedFormula:
     text: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
+    cbind: tuple[str, str] | None = None
+
+    @property
+    def response(self) -> str:
+        """The outcome as written left of '~' in `fixed` (the successes for ``cbind``)."""
+        return self.fixed.split("~", 1)[0].strip()
 
 
 # A grouping column: a Python-identifier-like name (unicode letters such as ``schüle``, digits,
@@ -177,6 +188,7 @@ def parse_mixed_formula(text: str) -> MixedFormula:
     _split_top(text, "\0", 0, text)  # parenthesis balance of the whole formula
     fixed_terms: list[str] = []
     random: list[RandomTerm] = []
+    offsets: list[str] = []
     for start, piece in _split_top(rhs, "+", tilde + 1, text):
         stripped = piece.strip()
         lead = start + len(piece) - len(piece.lstrip())
@@ -196,14 +208,48 @@ def parse_mixed_formula(text: str) -> MixedFormula:
             where = lead + _mask_quoted(stripped).index("|")
             raise _pointer(text, where, "A random-effect term must be in its own parentheses, "
                                         "e.g. 'y ~ x + (1 + x | g)'.")
+        elif _call_of(stripped, "offset") is not None:
+            inner = _call_of(stripped, "offset")
+            if not inner.strip():
+                raise _pointer(text, lead, "offset() needs an expression, e.g. "
+                                           "'offset(log(exposure))'.")
+            offsets.append(inner.strip())
         else:
             fixed_terms.append(stripped)
     if not random:
         raise FormulaSyntaxError(
             f"The formula {text!r} has no random-effect term such as '(1 | group)'. Add one, or "
             f"fit a model without random effects with mlteach.ols.")
-    fixed = f"{lhs.strip()} ~ {' + '.join(fixed_terms) if fixed_terms else '1'}"
-    return MixedFormula(text=text, fixed=fixed, random=tuple(random))
+    lhs, pair = _response(lhs, text)
+    fixed = f"{lhs} ~ {' + '.join(fixed_terms) if fixed_terms else '1'}"
+    return MixedFormula(text=text, fixed=fixed, random=tuple(random), offsets=tuple(offsets),
+                        cbind=pair)
+
+
+def _call_of(text: str, name: str) -> str | None:
+    """The argument text of ``name(...)`` when `text` is exactly that call, else None."""
+    head = text[:len(name)]
+    rest = text[len(name):].lstrip()
+    if head != name or not rest.startswith("(") or not _is_wrapped(rest):
+        return None
+    return rest[1:-1]
+
+
+def _response(lhs: str, full: str) -> tuple[str, tuple[str, str] | None]:
+    """The outcome; for ``cbind(s, f)`` the successes column and the (s, f) pair."""
+    lhs = lhs.strip()
+    inner = _call_of(lhs, "cbind")
+    if inner is None:
+        return lhs, None
+    parts = [p.strip() for p in _split_outside_backticks(inner, ",")]
+    names = [_NAME.match(p) for p in parts]
+    if len(parts) != 2 or not all(names):
+        raise _pointer(full, 0, f"cbind() on the left of '~' takes two column names, the "
+                                f"successes and the failures, e.g. 'cbind(incidence, "
+                                f"healthy) ~ period + (1 | herd)'; got {lhs!r}. For a "
+                                f"computed column, add it to the data first.")
+    s, f = (m.group(1)[1:-1] if m.group(1).startswith("`") else m.group(1) for m in names)
+    return s, (s, f)
 
 
 def _is_wrapped(text: str) -> bool:

@@ -13,6 +13,7 @@ are bounded below by 0, so a variance can reach exactly zero. Λ_θ = ⊕_k (I_{
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 from dataclasses import dataclass, field
 
@@ -174,6 +175,12 @@ class ReStructure:
             T[r, c] = theta[b.theta_slice]
             out.append(T)
         return out
+
+    def row_scaled(self, scale: np.ndarray) -> "ReStructure":
+        """The same structure with each row of every block's Z multiplied by `scale` (prior
+        weights enter a linear mixed model as √w_i times each row)."""
+        return ReStructure(tuple(dataclasses.replace(b, Z=b.Z * scale[:, None])
+                                 for b in self.blocks))
 
     def Z_sparse(self) -> sp.csc_matrix:
         """Z = [Z_1 ... Z_K], each block expanded to G_k·q_k columns (level-major), sparse."""
