@@ -14,13 +14,13 @@ uses Student's t with G − 1 degrees of freedom, as Stata does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from mlteach.results.base import CoefficientTable, Summary
+from mlteach.results.base import CoefficientTable, Summary, renamed
 from mlteach.design import Design, GroupIndex, check_grouping, fixed_design
 from mlteach.errors import RankDeficientError
 
@@ -52,7 +52,11 @@ class OLSResult(CoefficientTable):
     """A fitted classical linear model. Every attribute is set when it is returned.
 
     t statistics, p-values and intervals use t(n − p), or t(G − 1) with cluster-robust errors.
+    `fitted` is ŷ = Xβ̂ (``fittedvalues`` before issue 14, a deprecated alias); `loglik`, `aic`
+    and `bic` are statsmodels' ``llf``, ``aic`` and ``bic``.
     """
+
+    short_name: ClassVar[str] = "Pooled"
 
     params: pd.Series
     bse: pd.Series
@@ -66,18 +70,37 @@ class OLSResult(CoefficientTable):
     n_clusters: int | None
     formula: str
     resid: pd.Series = field(repr=False)
-    fittedvalues: pd.Series = field(repr=False)
+    fitted: pd.Series = field(repr=False)
     design: Design = field(repr=False)
+
+    fittedvalues = renamed("fittedvalues", "fitted")
 
     @property
     def rsquared_adj(self) -> float:
         """Adjusted R², 1 − (1 − R²)(n − 1)/(n − p)."""
         return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
 
+    @property
+    def loglik(self) -> float:
+        """Gaussian log-likelihood at σ̂² = e'e/n: −n/2 · (log 2π + log(e'e/n) + 1), statsmodels'
+        ``llf`` (whatever the kind of standard errors)."""
+        ssr = float(self.resid @ self.resid)
+        return float(-0.5 * self.nobs * (np.log(2 * np.pi) + np.log(ssr / self.nobs) + 1))
+
+    @property
+    def aic(self) -> float:
+        """−2 loglik + 2p with p the number of coefficients (σ² not counted), as statsmodels."""
+        return -2.0 * self.loglik + 2.0 * len(self.params)
+
+    @property
+    def bic(self) -> float:
+        """−2 loglik + log(n) p with p the number of coefficients, as statsmodels."""
+        return -2.0 * self.loglik + np.log(self.nobs) * len(self.params)
+
     def predict(self, newdata: pd.DataFrame | None = None) -> pd.Series:
         """Fitted values for the estimation data, or predictions for `newdata`."""
         if newdata is None:
-            return self.fittedvalues
+            return self.fitted
         X = self.design.encode(newdata)
         return pd.Series(X @ self.params.to_numpy(), index=newdata.index, name="predicted")
 
@@ -158,6 +181,6 @@ def ols(formula: str, data: pd.DataFrame, cluster: str | None = None) -> OLSResu
         rsquared=1 - ls.ssr / tss if tss > 0 else float("nan"),
         cov_type=cov_type, n_clusters=n_clusters, formula=formula,
         resid=pd.Series(resid, index=design.index, name="resid"),
-        fittedvalues=pd.Series(fitted, index=design.index, name="fitted"),
+        fitted=pd.Series(fitted, index=design.index, name="fitted"),
         design=design,
     )

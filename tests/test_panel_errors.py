@@ -208,7 +208,7 @@ def test_fixed_effects_cannot_predict_a_new_group(grunfeld):
                 r"\(the fit estimated effects for 10 groups\)\. Fixed effects cannot predict "
                 r"a new group: its effect was never estimated\. Use a random-effects model "
                 r"\(swamy_arora\(\), rewb\(\), or mlteach\.lmm\).*"
-                r"include_effects=False\) for the slope part")):
+                r"include_random=False\) for the slope part")):
             f.predict(new)
     with pytest.raises(UnknownVariableError, match="firm"):
         fit.predict(grunfeld.drop(columns="firm"))
@@ -229,10 +229,10 @@ def test_predict_refusals_say_why(grunfeld):
                                          r"level of y"):
         fd.predict(grunfeld)
     with pytest.raises(ValueError, match="has no group effects to add: differencing removed"):
-        fd.predict(include_effects=True)
+        fd.predict(include_random=True)
     b = P.between(F, grunfeld, group="firm")
     with pytest.raises(ValueError, match=r"between\(\) estimates no group effects"):
-        b.predict(include_effects=True)
+        b.predict(include_random=True)
     with pytest.raises(TypeError, match="include_effects must be True or False, got 'yes'"):
         P.within(F, grunfeld, group="firm").predict(include_effects="yes")
     with pytest.raises(UnknownVariableError, match="firm"):

@@ -149,7 +149,7 @@ def test_gls_theta_one_is_within(data):
     g = P.quasi_demeaned_gls(F, data, group="g", theta=1.0)
     w = P.within(F, data, group="g")
     same(g.params, w.params)
-    n, G, k = w.nobs, w.n_groups, 2
+    n, G, k = w.nobs, w.ngroups, 2
     # Same residuals; only the residual degrees of freedom differ (n − k vs n − G − k).
     same(g.bse, w.bse * np.sqrt((n - G - k) / (n - k)))
 

@@ -470,7 +470,7 @@ def test_wage_panel_matches_plm(name, model):
     hc0 = _more_fit(model, formula, data, cov="cluster", small_sample=False)
     _more_close(hc0.bse, ref["vcovHC_arellano_HC0"]["se"])
     _more_close_vcov(hc0.vcov, ref["vcovHC_arellano_HC0"]["vcov"])
-    n, k, G = hc0.nobs, len(hc0.params), hc0.n_groups
+    n, k, G = hc0.nobs, len(hc0.params), hc0.ngroups
     sss = G / (G - 1) * (n - 1) / (n - k)
     ours_sss, theirs = _more_vec(hc0.bse ** 2 * sss, ref["vcovHC_arellano_sss"]["se"])
     np.testing.assert_allclose(np.sqrt(ours_sss), theirs, rtol=TOL)

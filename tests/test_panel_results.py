@@ -169,9 +169,9 @@ def test_within_and_lsdv_predict_with_the_group_intercepts(grunfeld):
     assert pred.name == "predicted" and pred.index.equals(new.index)
     np.testing.assert_allclose(pred, alpha.loc[new["firm"]].to_numpy() + _xb(w, new), rtol=1e-12)
     np.testing.assert_allclose(d.predict(new), pred, rtol=1e-10)
-    np.testing.assert_allclose(w.predict(new, include_effects=False), _xb(w, new), rtol=1e-12)
+    np.testing.assert_allclose(w.predict(new, include_random=False), _xb(w, new), rtol=1e-12)
     unseen = new.assign(firm=new["firm"] + 100)          # the slope part needs no group
-    np.testing.assert_allclose(w.predict(unseen, include_effects=False), _xb(w, new))
+    np.testing.assert_allclose(w.predict(unseen, include_random=False), _xb(w, new))
 
 
 def test_twoway_fixed_effects_predict_with_group_and_time_effects(grunfeld):
@@ -196,9 +196,9 @@ def test_random_effects_predict_population_line_and_blup(grunfeld):
     lam = T * re.sigma2_u / (T * re.sigma2_u + re.sigma2_e)
     np.testing.assert_allclose(lam, 1 - (1 - re.theta) ** 2, rtol=1e-12)
     u_hat = lam * e_bar
-    np.testing.assert_allclose(re.predict(include_effects=False), line, rtol=1e-12)
+    np.testing.assert_allclose(re.predict(include_random=False), line, rtol=1e-12)
     np.testing.assert_allclose(re.predict(), line + u_hat.loc[g["firm"]].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(re.predict(g, include_effects=True), re.predict(), rtol=1e-12)
+    np.testing.assert_allclose(re.predict(g, include_random=True), re.predict(), rtol=1e-12)
     # a firm not seen in fitting gets û = 0: the population line
     new = g.head(3).assign(firm=99)
     np.testing.assert_allclose(re.predict(new), line[:3], rtol=1e-12)
@@ -218,7 +218,7 @@ def test_rewb_predict_uses_the_fitted_group_means(grunfeld):
             + b["capital_mean"] * xbar["capital"])
     lam = 1 - (1 - r.theta) ** 2
     u_hat = lam * (g["inv"] - line).groupby(g["firm"]).mean()
-    np.testing.assert_allclose(r.predict(include_effects=False), line, rtol=1e-12)
+    np.testing.assert_allclose(r.predict(include_random=False), line, rtol=1e-12)
     np.testing.assert_allclose(r.predict(g), line + u_hat.loc[g["firm"]].to_numpy(), rtol=1e-12)
     # a row of a seen firm keeps that firm's means, whatever other rows newdata has
     one = g.iloc[[45]]
@@ -306,6 +306,6 @@ def test_plain_text_repr_is_the_summary(fits, grunfeld):
     cmp = P.compare(fits["within"], fits["re"])
     assert repr(cmp) == str(cmp) and repr(cmp).startswith("Model comparison")
     vc = P.swamy_arora_components(
-        mlteach.panel._core.prepare_panel(F, g, "firm"))
+        mlteach.panel.core.prepare_panel(F, g, "firm"))
     assert repr(vc).startswith("VarianceComponents(sigma2_e=") and "array" not in repr(vc)
     assert "groups=10)" in repr(vc)

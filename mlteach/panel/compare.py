@@ -13,11 +13,7 @@ import pandas as pd
 from mlteach.results.base import Summary
 from mlteach.errors import DataTypeError, MlteachError
 from mlteach.ols import OLSResult
-from mlteach.panel._core import PanelResult
-
-# Column headings: short enough for a phone, and the estimators' full names print above the table.
-_SHORT = {"within": "Within", "lsdv": "LSDV", "fd": "First diff.", "between": "Between",
-          "random": "RE (Swamy–Arora)", "gls": "GLS (θ given)", "rewb": "REWB"}
+from mlteach.panel.results import PanelResult
 
 _NOTE = ("R² is of the regression each estimator runs (within, between, quasi-demeaned, "
          "differences), so it is not comparable across columns.")
@@ -108,7 +104,7 @@ def _coefficients(fit: Any) -> pd.Series | None:
 
 
 def _groups(fit: Any) -> object:
-    n = getattr(fit, "n_groups", None) or getattr(fit, "ngroups", None)
+    n = getattr(fit, "ngroups", None)
     if isinstance(n, dict):
         return next(iter(n.values())) if len(n) == 1 else ", ".join(
             f"{g}: {k}" for g, k in n.items())
@@ -116,10 +112,10 @@ def _groups(fit: Any) -> object:
 
 
 def _short_name(fit: Any) -> str:
-    if isinstance(fit, OLSResult):
-        return "Pooled"
-    if isinstance(fit, PanelResult):
-        return _SHORT.get(fit.kind, fit.estimator)
+    """The column heading: short enough for a phone (the full names print above the table).
+    mlteach's OLS and panel results name themselves (`short_name`)."""
+    if isinstance(fit, (OLSResult, PanelResult)):
+        return fit.short_name
     return {"LMMResult": "LMM", "GLMMResult": "GLMM"}.get(type(fit).__name__,
                                                            type(fit).__name__)
 
@@ -130,7 +126,7 @@ def _facts(fit: Any) -> dict:
                 "R-squared": fit.rsquared, "R-squared of": "the data",
                 "Standard errors": fit.cov_type}
     if isinstance(fit, PanelResult):
-        return {"Estimator": fit.estimator, "Observations": fit.n_rows, "Groups": fit.n_groups,
+        return {"Estimator": fit.estimator, "Observations": fit.n_rows, "Groups": fit.ngroups,
                 "R-squared": fit.rsquared, "R-squared of": fit.rsquared_kind,
                 "Standard errors": fit.cov_type}
     if type(fit).__name__ == "LMMResult":

@@ -14,7 +14,6 @@ plm, linearmodels and Stata use different conventions.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -24,11 +23,13 @@ from scipy import sparse
 from mlteach.design import GroupIndex, assert_full_rank, check_grouping
 from mlteach.errors import MissingDataWarning, MlteachError, RankDeficientError, user_stacklevel
 from mlteach.ols import least_squares
-from mlteach.panel._core import (
-    CovType, Panel, PanelResult, assert_enough_rows, rsquared, check_option,
+from mlteach.panel.core import (
+    CovType, Panel, assert_enough_rows, rsquared, check_option,
     covariance, drop_without_variation, prepare_panel, result_fields,
 )
-from mlteach.panel.predict import PredictionBasis
+from mlteach.panel.results import (
+    BetweenResult, FirstDifferenceResult, FixedEffectsResult, LSDVResult, PredictionBasis,
+)
 
 Effects = Literal["group", "twoways"]
 
@@ -165,7 +166,7 @@ def _singleton_note(panel: Panel) -> tuple[int, tuple[str, ...]]:
 
 def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
            cov: CovType = "classical", effects: Effects = "group",
-           small_sample: bool = True) -> PanelResult:
+           small_sample: bool = True) -> FixedEffectsResult:
     """Fixed-effects (within) estimator: least squares on deviations from group means.
 
     Parameters
@@ -190,8 +191,8 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
 
     Returns
     -------
-    PanelResult
-        ``kind = "within"``; R² is the within R², 1 − e'e/ỹ'ỹ.
+    FixedEffectsResult
+        R² is the within R², 1 − e'e/ỹ'ỹ; `predict` adds the estimated α̂_i (+ γ̂_t).
 
     Notes
     -----
@@ -247,8 +248,8 @@ def within(formula: str, data: pd.DataFrame, group: str, time: str | None = None
     name = "Fixed effects (within" + (", two-way)" if effects == "twoways" else ")")
     absorbed = f"{G} {group} means" + (f" + {n_time} {time} effects" if n_time else "")
     basis = _fixed_effects_basis(panel, effects, panel.design.X[:, keep] @ ls.beta, ls.resid)
-    return PanelResult(
-        estimator=name, kind="within", formula=formula, nobs=n, n_rows=n, n_groups=G,
+    return FixedEffectsResult(
+        estimator=name, formula=formula, nobs=n, n_rows=n, ngroups=G,
         rsquared=rsquared(yw, ls.resid), rsquared_kind="within",
         group=group, time=time, resid=pd.Series(ls.resid, index=panel.design.index,
                                                  name="resid"),
@@ -276,22 +277,6 @@ def _fixed_effects_basis(panel: Panel, effects: Effects, xb: np.ndarray, resid: 
 # ----------------------------------------------------------------------------------------------
 
 _LSDV_MAX_CELLS = 30_000_000
-
-
-@dataclass(frozen=True, kw_only=True, repr=False)
-class LSDVResult(PanelResult):
-    """A fixed-effects fit by dummy variables: slopes as `within`, plus the intercepts.
-
-    Attributes (besides `PanelResult`'s)
-    ----------
-    group_effects : DataFrame indexed by group level with the estimate and SE of each group's
-        intercept α_i (in the first period, two-way).
-    time_effects : DataFrame of the time effects γ_t relative to the first period (two-way),
-        else None.
-    """
-
-    group_effects: pd.DataFrame
-    time_effects: pd.DataFrame | None = None
 
 
 def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
@@ -367,8 +352,8 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
         time_effect=(np.concatenate([[0.0], time_effects["estimate"].to_numpy()])
                      if n_time else None))
     return LSDVResult(
-        estimator="Least squares with dummy variables (LSDV)", kind="lsdv", formula=formula,
-        nobs=n, n_rows=n, n_groups=G,
+        estimator="Least squares with dummy variables (LSDV)", formula=formula,
+        nobs=n, n_rows=n, ngroups=G,
         params=params[terms], bse=bse[terms], vcov=vcov.loc[terms, terms],
         rsquared=rsquared(yw, ls.resid), rsquared_kind="within",
         group=group, time=time,
@@ -385,7 +370,7 @@ def lsdv(formula: str, data: pd.DataFrame, group: str, time: str | None = None,
 
 
 def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
-                     cov: CovType = "classical", small_sample: bool = True) -> PanelResult:
+                     cov: CovType = "classical", small_sample: bool = True) -> FirstDifferenceResult:
     """First-difference estimator: least squares on y_it − y_i,t−1 and x_it − x_i,t−1.
 
     Parameters
@@ -471,9 +456,9 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
     if len(uniq) < panel.groups.n_groups:
         notes.append(f"{panel.groups.n_groups - len(uniq)} group(s) have no consecutive "
                      f"periods and contribute no difference.")
-    return PanelResult(
-        estimator="First differences", kind="fd", formula=formula, nobs=n, n_rows=d.nobs,
-        n_groups=panel.groups.n_groups,
+    return FirstDifferenceResult(
+        estimator="First differences", formula=formula, nobs=n, n_rows=d.nobs,
+        ngroups=panel.groups.n_groups,
         rsquared=rsquared(dy, ls.resid),
         rsquared_kind="differences", group=group, time=time,
         resid=pd.Series(ls.resid, index=d.index[now], name="resid"),
@@ -494,7 +479,7 @@ def first_difference(formula: str, data: pd.DataFrame, group: str, time: str,
 
 def between(formula: str, data: pd.DataFrame, group: str,
             cov: Literal["classical", "robust"] = "classical",
-            small_sample: bool = True) -> PanelResult:
+            small_sample: bool = True) -> BetweenResult:
     """Between estimator: least squares on the group means, one row per group.
 
     Parameters
@@ -531,9 +516,9 @@ def between(formula: str, data: pd.DataFrame, group: str,
     assert_full_rank(Xb, d.terms)
     ls = least_squares(Xb, yb)
     cv = covariance(ls, Xb, cov, G - p, None, small_sample)
-    return PanelResult(
-        estimator="Between (group means)", kind="between", formula=formula, nobs=G,
-        n_rows=d.nobs, n_groups=G,
+    return BetweenResult(
+        estimator="Between (group means)", formula=formula, nobs=G,
+        n_rows=d.nobs, ngroups=G,
         rsquared=rsquared(yb, ls.resid),
         rsquared_kind="between", group=group, time=None,
         resid=pd.Series(ls.resid, index=pd.Index(groups.levels, name=group), name="resid"),

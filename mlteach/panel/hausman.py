@@ -25,8 +25,9 @@ from scipy import stats
 from mlteach.results import TestResult, coef_table, wald_test
 from mlteach.errors import (DataTypeError, HausmanWarning,
                             MlteachError, ModelComparisonError, user_stacklevel)
-from mlteach.panel._core import CovType, PanelResult, check_option, prepare_panel
-from mlteach.panel.random import _gls_fit, swamy_arora_components
+from mlteach.panel.core import CovType, check_option, prepare_panel
+from mlteach.panel.random import gls_fit, swamy_arora_components
+from mlteach.panel.results import FixedEffectsResult, PanelResult, RandomEffectsResult, REWBResult
 
 
 def _psd_inverse(V: np.ndarray, rtol: float = 1e-10) -> tuple[np.ndarray, int, bool]:
@@ -90,10 +91,10 @@ def check_same_model(a: PanelResult, b: PanelResult, name_a: str, name_b: str,
         raise ModelComparisonError(
             f"The {name_a} fit has groups {a.group!r} but the {name_b} fit has groups "
             f"{b.group!r}: {fix}.")
-    if a.n_rows != b.n_rows or a.n_groups != b.n_groups:
+    if a.n_rows != b.n_rows or a.ngroups != b.ngroups:
         raise ModelComparisonError(
             f"The two fits use different data: the {name_a} fit uses {a.n_rows} rows in "
-            f"{a.n_groups} groups, the {name_b} fit {b.n_rows} rows in {b.n_groups} groups. "
+            f"{a.ngroups} groups, the {name_b} fit {b.n_rows} rows in {b.ngroups} groups. "
             f"{fix[0].upper() + fix[1:]}; if rows with missing values were dropped from one "
             f"of them, drop them from the data first, e.g. data.dropna(subset=[...]).")
     if da is not None and db is not None and not da.index.equals(db.index):
@@ -137,11 +138,14 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     ``phtest`` does (Stata prints the negative value), with the warning. The classical test is invalid with robust errors; use
     `mundlak_test` then.
     """
-    for role, fit, kinds in (("fe", fe, ("within", "lsdv")), ("re", re, ("random",))):
-        if not isinstance(fit, PanelResult) or fit.kind not in kinds:
-            raise DataTypeError(f"hausman(fe, re): {role} must be a result of "
-                            f"{' or '.join(k + '()' for k in kinds).replace('random()', 'swamy_arora()')}, "
-                            f"got {getattr(fit, 'estimator', type(fit).__name__)}.")
+    # The classical test compares the within slopes with Swamy–Arora's (REWB splits them).
+    for role, fit, ok, made_by in (
+            ("fe", fe, isinstance(fe, FixedEffectsResult), "within() or lsdv()"),
+            ("re", re, isinstance(re, RandomEffectsResult) and not isinstance(re, REWBResult),
+             "swamy_arora()")):
+        if not ok:
+            raise DataTypeError(f"hausman(fe, re): {role} must be a result of {made_by}, "
+                                f"got {getattr(fit, 'estimator', type(fit).__name__)}.")
         if fit.cov_type != "classical":
             raise ModelComparisonError(
                 f"hausman() needs classical standard errors, but the {role} fit used "
@@ -239,7 +243,7 @@ def mundlak_test(formula: str, data: pd.DataFrame, group: str, cov: CovType = "c
         raise MlteachError("No regressor varies within groups: there are no group means to test.")
     mean_names = [f"{d.terms[j]}_mean" for j in varying]
     X = np.column_stack([d.X, means[:, varying]])
-    fields, _, _, _ = _gls_fit(panel, X, list(d.terms) + mean_names, vc.theta, cov, small_sample)
+    fields, _, _, _ = gls_fit(panel, X, list(d.terms) + mean_names, vc.theta, cov, small_sample)
     params, V = fields["params"], fields["vcov"]
     test = wald_test(params, V, mean_names, None,
                      "the group means of the regressors have no effect once the regressors are "

@@ -22,15 +22,15 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mlteach.results.base import Summary, coef_table
+from mlteach.results import coef_table
 from mlteach.design import GroupIndex, assert_full_rank
 from mlteach.errors import BoundaryFitWarning, MlteachError, RankDeficientError, user_stacklevel
 from mlteach.ols import least_squares
-from mlteach.panel._core import (
-    CovType, Panel, PanelResult, ZERO_VARIATION, assert_enough_rows, rsquared,
+from mlteach.panel.core import (
+    CovType, Panel, ZERO_VARIATION, assert_enough_rows, rsquared,
     check_option, covariance, drop_without_variation, prepare_panel, result_fields,
 )
-from mlteach.panel.predict import PredictionBasis, random_group_effects
+from mlteach.panel.results import GLSResult, PredictionBasis, RandomEffectsResult, REWBResult
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +160,30 @@ def swamy_arora_components(panel: Panel) -> VarianceComponents:
 # ----------------------------------------------------------------------------------------------
 
 
-def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
+def blup_shrinkage(theta: np.ndarray) -> np.ndarray:
+    """The factor λ_i = T_iσ²_u / (T_iσ²_u + σ²_e) = 1 − (1 − θ_i)² of û_i = λ_i ē_i.
+
+    Written in θ_i = 1 − √(σ²_e / (T_iσ²_u + σ²_e)), so it also serves `quasi_demeaned_gls`,
+    whose θ is given rather than estimated: θ = 0 gives λ = 0 (no group effects, pooled OLS),
+    θ = 1 gives λ = 1 (the fixed-effects intercepts).
+    """
+    theta = np.asarray(theta, dtype=float)
+    return 1.0 - (1.0 - theta) ** 2
+
+
+def random_group_effects(y: np.ndarray, X: np.ndarray, beta: np.ndarray, groups: GroupIndex,
+                         theta: np.ndarray) -> np.ndarray:
+    """û_i = λ_i · mean_{t}(y_it − x_it'β̂), the GLS conditional mean E[u_i | y] at the estimates.
+
+    Under the random-intercept model the composite residuals y_it − x_it'β of group i average
+    to ē_i = u_i + ε̄_i, and the best linear predictor of u_i from ē_i is
+    Cov(u_i, ē_i)/Var(ē_i) · ē_i = σ²_u / (σ²_u + σ²_e/T_i) · ē_i (the BLUP of the book's
+    shrinkage chapter, with the Swamy–Arora variances and the GLS β̂ plugged in).
+    """
+    return blup_shrinkage(theta) * groups.mean(y - X @ beta)
+
+
+def gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
              cov: CovType, small_sample: bool) -> tuple[dict, np.ndarray, list[str], tuple]:
     """Least squares of y − θ_i ȳ_i on X − θ_i x̄_i: the fields of the result."""
     groups, y = panel.groups, panel.design.y
@@ -183,7 +206,7 @@ def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
     fields = result_fields(ls, cv, kept, n - p)
     effects = random_group_effects(y, X[:, keep], ls.beta, groups, theta_g)
     fields.update(rsquared=rsquared(ys, ls.resid), nobs=n, n_rows=n,
-                  n_groups=groups.n_groups,
+                  ngroups=groups.n_groups,
                   resid=pd.Series(ls.resid, index=panel.design.index, name="resid"),
                   dropped=tuple(dropped),
                   prediction_basis=PredictionBasis(design=panel.design,
@@ -195,7 +218,7 @@ def _gls_fit(panel: Panel, X: np.ndarray, terms: list[str], theta_g: np.ndarray,
 
 def quasi_demeaned_gls(formula: str, data: pd.DataFrame, group: str,
                        theta: float | Mapping[str, float] | pd.Series,
-                       cov: CovType = "classical", small_sample: bool = True) -> PanelResult:
+                       cov: CovType = "classical", small_sample: bool = True) -> GLSResult:
     """GLS for a given θ: least squares on y_it − θ_i ȳ_i and x_it − θ_i x̄_i.
 
     Parameters
@@ -219,13 +242,13 @@ def quasi_demeaned_gls(formula: str, data: pd.DataFrame, group: str,
     check_option("cov", cov, ("classical", "robust", "cluster"))
     panel = prepare_panel(formula, data, group, None, context="the GLS model")
     theta_g = _theta_per_group(theta, panel.groups)
-    fields, _, _, _ = _gls_fit(panel, panel.design.X, list(panel.design.terms), theta_g, cov,
+    fields, _, _, _ = gls_fit(panel, panel.design.X, list(panel.design.terms), theta_g, cov,
                                small_sample)
     shown = (f"{theta_g[0]:.4g}" if np.ptp(theta_g) == 0
              else f"{theta_g.min():.4g} to {theta_g.max():.4g}")
-    return PanelResult(estimator=f"GLS by quasi-demeaning (θ = {shown})", kind="gls",
-                       formula=formula, rsquared_kind="quasi-demeaned",
-                       group=group, time=None, **fields)
+    return GLSResult(estimator=f"GLS by quasi-demeaning (θ = {shown})",
+                     formula=formula, rsquared_kind="quasi-demeaned",
+                     group=group, time=None, **fields)
 
 
 def _theta_per_group(theta, groups: GroupIndex) -> np.ndarray:
@@ -248,38 +271,6 @@ def _theta_per_group(theta, groups: GroupIndex) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Random effects
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, repr=False)
-class RandomEffectsResult(PanelResult):
-    """A random-effects (GLS) fit with its variance components.
-
-    Attributes (besides `PanelResult`'s)
-    ----------
-    sigma2_u, sigma2_e : variance of the group effects u_i and of the idiosyncratic error.
-        `sigma2_u` is truncated at zero, as a variance must be.
-    sigma2_u_raw : the Swamy–Arora estimate of σ²_u before that truncation. It is negative
-        when the group means differ less than the within-group noise alone would make them
-        (a `BoundaryFitWarning` is issued, and `sigma2_u` and θ are 0); printed in the
-        summary then.
-    theta_by_group : θ_i per group label (Series). `theta` is one number when every group
-        has the same number of rows, else this Series.
-    """
-
-    sigma2_u: float
-    sigma2_e: float
-    theta_by_group: pd.Series
-    sigma2_u_raw: float
-
-    @property
-    def theta(self) -> float | pd.Series:
-        th = self.theta_by_group
-        return float(th.iloc[0]) if np.ptp(th.to_numpy()) == 0 else th
-
-    @property
-    def rho(self) -> float:
-        """Share of the error variance due to the group effects, σ²_u / (σ²_u + σ²_e)."""
-        return self.sigma2_u / (self.sigma2_u + self.sigma2_e)
 
 
 def _re_facts(vc: VarianceComponents) -> tuple[tuple[str, object], ...]:
@@ -328,10 +319,10 @@ def swamy_arora(formula: str, data: pd.DataFrame, group: str, cov: CovType = "cl
     panel = prepare_panel(formula, data, group, None, context="the random-effects model")
     vc = swamy_arora_components(panel)
     th = vc.theta
-    fields, _, _, _ = _gls_fit(panel, panel.design.X, list(panel.design.terms), th, cov,
+    fields, _, _, _ = gls_fit(panel, panel.design.X, list(panel.design.terms), th, cov,
                                small_sample)
     return RandomEffectsResult(
-        estimator="Random effects (Swamy–Arora GLS)", kind="random", formula=formula,
+        estimator="Random effects (Swamy–Arora GLS)", formula=formula,
         rsquared_kind="quasi-demeaned", group=group, time=None,
         facts=_re_facts(vc), sigma2_u=vc.sigma2_u, sigma2_e=vc.sigma2_e,
         sigma2_u_raw=vc.sigma2_u_raw,
@@ -388,32 +379,6 @@ def within_between_design(panel: Panel, variables: Sequence[str] | None
     return np.column_stack(cols), names, chosen
 
 
-@dataclass(frozen=True, kw_only=True, repr=False)
-class REWBResult(RandomEffectsResult):
-    """A within-between random-effects fit, with the effects of each split regressor.
-
-    Attributes (besides `RandomEffectsResult`'s)
-    ----------
-    within_effects : coefficient table of the x_within terms (the fixed-effects slopes).
-    between_effects : coefficient table of the x_mean terms (effects of the group means).
-    contextual_effects : between − within for each variable (Mundlak's coefficient on x̄_i
-        in ``y ~ x + x_mean``), with standard errors from the covariance of the two.
-    """
-
-    within_effects: pd.DataFrame
-    between_effects: pd.DataFrame
-    contextual_effects: pd.DataFrame
-
-    def summary(self) -> Summary:
-        """The random-effects summary plus the within, between and contextual effects tables."""
-        s = super().summary()
-        tables = list(s.tables) + [("Within effects (x − group mean)", self.within_effects),
-                                   ("Between effects (group mean)", self.between_effects),
-                                   ("Contextual effects (between − within)",
-                                    self.contextual_effects)]
-        return type(s)(s.title, s.facts, tables, s.notes)
-
-
 def rewb(formula: str, data: pd.DataFrame, group: str, variables: Sequence[str] | None = None,
          engine: Literal["swamy_arora"] = "swamy_arora", cov: CovType = "classical",
          small_sample: bool = True) -> REWBResult:
@@ -455,7 +420,7 @@ def rewb(formula: str, data: pd.DataFrame, group: str, variables: Sequence[str] 
     vc = swamy_arora_components(panel)
     X, names, chosen = within_between_design(panel, variables)
     th = vc.theta
-    fields, _, kept, _ = _gls_fit(panel, X, names, th, cov, small_sample)
+    fields, _, kept, _ = gls_fit(panel, X, names, th, cov, small_sample)
     d, groups = panel.design, panel.groups
     split = [d.terms.index(v) for v in chosen]
     fields["prediction_basis"] = replace(
@@ -473,7 +438,7 @@ def rewb(formula: str, data: pd.DataFrame, group: str, variables: Sequence[str] 
              - 2 * np.diag(V.loc[b_names, w_names].to_numpy()))
     se_c = pd.Series(np.sqrt(var_c), index=idx)
     return REWBResult(
-        estimator="Within-between random effects (REWB, Swamy–Arora GLS)", kind="rewb",
+        estimator="Within-between random effects (REWB, Swamy–Arora GLS)",
         formula=formula, rsquared_kind="quasi-demeaned", group=group, time=None,
         facts=_re_facts(vc), sigma2_u=vc.sigma2_u, sigma2_e=vc.sigma2_e,
         sigma2_u_raw=vc.sigma2_u_raw,

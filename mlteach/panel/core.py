@@ -1,4 +1,4 @@
-"""What every panel estimator shares: the panel at the door, least squares, sandwiches, results.
+"""What every panel estimator shares: the panel at the door, least squares and sandwiches.
 
 A panel is a data set of groups (firms, countries, pupils) observed at several times. Each
 estimator in `mlteach.panel` transforms the rows (removes group means, takes differences,
@@ -10,27 +10,24 @@ the steps they have in common so that every estimator does them the same way:
 2. `least_squares` (from `mlteach.ols`) solves the transformed regression by a QR decomposition;
 3. `covariance` turns residuals into a classical, heteroskedasticity-robust or cluster-robust
    covariance matrix with a stated small-sample factor;
-4. `PanelResult` is the frozen result that prints, tabulates and gives intervals.
+4. `result_fields` gathers the coefficient fields every result has.
+
+The results themselves, each owning its `predict`, are in `mlteach.panel.results`.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from mlteach.results import CoefficientTable, Summary, TestResult, wald_test
 from mlteach.design import Design, GroupIndex, check_columns, fixed_design
 from mlteach.errors import (DataTypeError, DroppedTermWarning, GroupingError, MlteachError,
                             RankDeficientError, user_stacklevel)
 from mlteach.ols import LeastSquares
-
-if TYPE_CHECKING:
-    from mlteach.panel.predict import PredictionBasis
 
 CovType = Literal["classical", "robust", "cluster"]
 
@@ -271,153 +268,8 @@ def assert_enough_rows(n: int, p: int, what: str, terms: Sequence[str] | None = 
 
 
 # ----------------------------------------------------------------------------------------------
-# Results
+# The fields every result shares
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class PanelResult(CoefficientTable):
-    """A fitted panel regression. Every attribute is set when it is returned.
-
-    Attributes
-    ----------
-    estimator : the estimator's name as printed ("Fixed effects (within)", ...).
-    kind : a short machine name: "within", "lsdv", "fd", "between", "random", "gls", "rewb".
-    params, bse : coefficients and standard errors by term (formulaic names).
-    vcov : their covariance matrix (of the kind `cov_type`, with factor `cov_factor`).
-    nobs : rows of the regression actually run (differences for first differences, groups
-        for the between regression); `n_rows` is the rows of the data used.
-    n_groups : groups in the rows used.
-    df_resid : residual degrees of freedom of the classical variance (absorbed effects counted).
-    df_inference : degrees of freedom of the t distribution for tests and intervals
-        (None: normal).
-    rsquared : R² of the regression actually run; `rsquared_kind` says which ("within", ...).
-    ssr, sigma2 : residual sum of squares and error variance e'e/df_resid of that regression.
-    resid : residuals of that regression, indexed by the data's row labels.
-    dropped : terms removed because the transformation left them without variation.
-    notes : plain-language facts printed under the summary (gaps, singletons, conventions).
-    prediction_basis : what `predict` needs besides the coefficients (the data's encoding and
-        the estimated group effects); see `mlteach.panel.predict`.
-    """
-
-    estimator: str
-    kind: str
-    formula: str
-    params: pd.Series
-    bse: pd.Series
-    vcov: pd.DataFrame
-    nobs: int
-    n_rows: int
-    n_groups: int
-    df_resid: int
-    df_inference: int | None
-    cov_type: CovType
-    cov_description: str
-    cov_factor: float
-    n_clusters: int | None
-    rsquared: float
-    rsquared_kind: str
-    ssr: float
-    sigma2: float
-    group: str
-    time: str | None
-    resid: pd.Series = field(repr=False)
-    dropped: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    facts: tuple[tuple[str, object], ...] = ()
-    prediction_basis: "PredictionBasis | None" = field(default=None, repr=False, compare=False)
-
-
-    @property
-    def rsquared_adj(self) -> float:
-        """1 − (1 − R²)(n − 1)/df_resid, as plm's ``r.squared(dfcor=TRUE)``."""
-        return 1 - (1 - self.rsquared) * (self.nobs - 1) / self.df_resid
-
-    def wald(self, terms: Sequence[str] | None = None) -> TestResult:
-        """Joint Wald test that the coefficients of `terms` (default: all but Intercept) are 0.
-
-        F = b'V⁻¹b / q with (q, df_inference) degrees of freedom; χ²(q) when inference is
-        normal. With classical errors this is the usual overall F test of the regression.
-        """
-        terms = [t for t in self.params.index if t != "Intercept"] if terms is None else terms
-        return wald_test(self.params, self.vcov, terms, self.df_inference,
-                         f"{self.estimator}: all coefficients of {', '.join(terms)} are zero")
-
-    def predict(self, newdata: pd.DataFrame | None = None,
-                include_effects: bool | None = None) -> pd.Series:
-        """Predictions for the fitted rows (``newdata=None``) or for the rows of `newdata`.
-
-        What is predicted depends on the estimator:
-
-        ``within``, ``lsdv`` (fixed effects)
-            ŷ_it = α̂_i + x_it'β̂ (two-way: + γ̂_t), with α̂_i = ȳ_i − x̄_i'β̂ the estimated
-            intercept of group i. For the fitted rows this is y − e. `newdata` needs the group
-            column (two-way: also the time column), and only groups (periods) seen in fitting
-            can be predicted: a new group's intercept was never estimated, so a `GroupingError`
-            names it. ``include_effects=False`` gives the slope part x'β̂ alone (no intercept),
-            for any rows.
-        ``swamy_arora``, ``rewb``, ``quasi_demeaned_gls`` (random effects)
-            ``include_effects=True`` (default): ŷ_it = α̂ + x_it'β̂ + û_i with the GLS
-            conditional mean of the group effect
-
-            .. math::
-
-                \\hat u_i = \\frac{T_i\\hat\\sigma^2_u}{T_i\\hat\\sigma^2_u + \\hat\\sigma^2_e}\\,
-                \\frac{1}{T_i}\\sum_t (y_{it} - \\hat\\alpha - x_{it}'\\hat\\beta)
-                = [1 - (1 - \\theta_i)^2]\\, \\bar e_i
-
-            computed from the fitted rows (T_i of them); a group not seen in fitting gets
-            û = 0, so its prediction is the population line (as ``mlteach.lmm``'s predict).
-            ``include_effects=False``: the population line α̂ + x'β̂ for every row. For
-            ``rewb`` a seen group keeps its fitted group means x̄_i; a new group's means are
-            taken from its rows in `newdata`, which must therefore hold the group column.
-        ``between``
-            The fitted group means x̄_i'β̂, one per group (indexed by group), or x'β̂ for the
-            rows of `newdata`: the predicted group mean of y for a group whose regressors
-            average x. There are no group effects to include.
-        ``first_difference``
-            The fitted changes Δŷ_it = Δx_it'β̂ (+ the constant, the average change per
-            period), indexed by the later row of each difference: a prediction of how much y
-            changed since the previous period, not of its level. `newdata` is refused, since
-            levels cannot be predicted once the group effects are differenced away.
-
-        Returns
-        -------
-        Series named "predicted", indexed like `newdata` (the fitted rows' labels without it).
-        """
-        from mlteach.panel.predict import predict
-        return predict(self, newdata, include_effects)
-
-    def summary(self) -> Summary:
-        """Estimator, formula, panel size, kind of standard errors, R² and the coefficient
-        table, with the estimator's notes (dropped terms, gaps, conventions)."""
-        facts: list[tuple[str, object]] = [
-            ("Estimator", self.estimator), ("Formula", self.formula),
-            ("Group", self.group)]
-        if self.time is not None:
-            facts.append(("Time", self.time))
-        facts += [("Rows used", self.n_rows), ("Groups", self.n_groups)]
-        if self.nobs != self.n_rows:
-            facts.append(("Rows of the regression", self.nobs))
-        facts += list(self.facts)
-        facts += [("Standard errors", self.cov_description),
-                  ("Residual df", self.df_resid),
-                  (f"R-squared ({self.rsquared_kind})", self.rsquared),
-                  ("Adj. R-squared", self.rsquared_adj)]
-        notes = list(self.notes)
-        if self.dropped:
-            notes.append("Not estimable (no variation left after the transformation): "
-                         + ", ".join(self.dropped) + ".")
-        return Summary(self.estimator, facts, [("Coefficients", self.to_frame())], notes)
-
-    def __str__(self) -> str:
-        return str(self.summary())
-
-    # The plain-text display in a console or notebook is the summary, not a dump of every field.
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
 
 
 def series(values: np.ndarray, terms: Sequence[str], name: str) -> pd.Series:
@@ -440,8 +292,3 @@ def result_fields(ls: LeastSquares, cv: Covariance, terms: Sequence[str], df_res
         cov_description=cv.description, cov_factor=float(cv.factor),
         n_clusters=cv.n_clusters, ssr=ls.ssr, sigma2=ls.ssr / df_resid,
     )
-
-
-def chi2_or_f_pvalue(stat: float, q: int, df: int | None) -> float:
-    """Upper-tail p-value of F(q, df) for stat = W/q, or of χ²(q) for stat = W when df is None."""
-    return float(stats.chi2.sf(stat, q) if df is None else stats.f.sf(stat, q, df))
