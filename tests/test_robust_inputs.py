@@ -119,7 +119,7 @@ def test_editing_params_resid_or_vcov_changes_nothing_in_the_result(grunfeld):
 def test_editing_ols_params_changes_nothing(grunfeld):
     fit = mlteach.ols("inv ~ value + capital", grunfeld)
     params, fitted = fit.params.copy(), fit.predict().copy()
-    p, fv = fit.params, fit.fittedvalues
+    p, fv = fit.params, fit.fitted
     p.iloc[:] = 0.0
     fv.iloc[:] = 0.0
     pd.testing.assert_series_equal(fit.params, params)

@@ -29,13 +29,17 @@ _CATEGORICAL: dict[str, list[str]] = {
     "penicillin": ["plate", "sample"],
     "cbpp": ["herd", "period"],
     "grouseticks": ["INDEX", "BROOD", "LOCATION", "YEAR"],
+    "verbagg": ["Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
+    "guimmun": ["kid", "mom", "comm", "immun", "kid2p", "mom25p", "ord", "ethn", "momEd", "husEd",
+                "momWork", "rural"],
 }
 
 # Columns holding numeric identifiers that must sort numerically, not as text.
 _NUMERIC_LEVELS = {("hsb82", "school"), ("sleepstudy", "Subject"), ("contraception", "woman"),
                    ("contraception", "district"), ("cbpp", "herd"), ("cbpp", "period"),
                    ("grouseticks", "INDEX"), ("grouseticks", "BROOD"), ("grouseticks", "LOCATION"),
-                   ("grouseticks", "YEAR")}
+                   ("grouseticks", "YEAR"), ("verbagg", "id"), ("guimmun", "kid"),
+                   ("guimmun", "mom"), ("guimmun", "comm")}
 
 
 def list_datasets() -> list[str]:

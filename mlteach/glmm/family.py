@@ -12,6 +12,10 @@ need (book, chapter on generalized multilevel models):
 where p = 1/(1 + e^−η), μ = e^η and m is the number of trials (1 for a 0/1 outcome). The
 constants log C(m, y) and −log y! are kept, so log-likelihoods are complete and comparable
 with R's ``logLik`` and with statsmodels' GLM.
+
+Other links (probit p = Φ(η), complementary log-log p = 1 − exp(−e^η)) are used through
+`Family.working`: the score ∂ℓ/∂η and the Fisher (expected) weight m·(dμ/dη)²/V(μ) that
+penalised IRLS uses, as glmer does. For a canonical link the Fisher weight is v = −ℓ''.
 """
 
 from __future__ import annotations
@@ -23,17 +27,63 @@ import numpy as np
 from scipy import optimize, special
 
 FamilyName = Literal["binomial", "poisson"]
+LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
+# η is clipped here before exponentials, so a wild trial step cannot overflow (e^700 ≈ 1e304).
+_ETA_MAX = 700.0
 
 
 @dataclass(frozen=True)
 class Family:
-    """A response distribution with its canonical link (logit for binomial, log for Poisson)."""
+    """A response distribution and its link: binomial (logit, probit or cloglog), Poisson (log).
+
+    Without `link` the canonical one (logit, log). `loglik`, `derivatives`, `score` and
+    `loglik_and_score` are the canonical-link formulas used by the random-intercept quadrature;
+    `loglik_any`, `working` and `inverse_link` serve every link.
+    """
 
     name: FamilyName
+    link_name: str | None = None
 
     @property
     def link(self) -> str:
-        return "logit" if self.name == "binomial" else "log"
+        return self.link_name or LINKS[self.name][0]
+
+    @property
+    def canonical(self) -> bool:
+        return self.link == LINKS[self.name][0]
+
+    def loglik_any(self, eta: np.ndarray, y: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """ℓ_i(η) without the constant, for any link: y log p + (m − y) log(1 − p) or
+        y log μ − μ."""
+        if self.link == "probit":
+            return y * special.log_ndtr(eta) + (m - y) * special.log_ndtr(-eta)
+        if self.link == "cloglog":
+            e = np.exp(np.minimum(eta, _ETA_MAX))
+            # log p = log(1 − exp(−e^η)), log(1 − p) = −e^η
+            return y * np.log(-np.expm1(-e)) - (m - y) * e
+        return self.loglik(eta, y, m)
+
+    def working(self, eta: np.ndarray, y: np.ndarray, m: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(score ∂ℓ/∂η, Fisher weight m·(dμ/dη)²/V(μ)) row by row, for any link.
+
+        probit: with r₁ = φ/Φ(η), r₀ = φ/Φ(−η) (computed on the log scale, stable in the
+        tails), score = y·r₁ − (m − y)·r₀ and weight = m·r₁·r₀.
+        cloglog: with e = e^η, score = y·e/(e^e − 1) − (m − y)·e and weight = m·e²/(e^e − 1).
+        """
+        if self.link == "probit":
+            log_phi = -0.5 * eta * eta - 0.5 * np.log(2 * np.pi)
+            r1 = np.exp(log_phi - special.log_ndtr(eta))
+            r0 = np.exp(log_phi - special.log_ndtr(-eta))
+            return y * r1 - (m - y) * r0, m * r1 * r0
+        if self.link == "cloglog":
+            e = np.exp(np.minimum(eta, _ETA_MAX))
+            with np.errstate(over="ignore"):
+                ratio = e / np.expm1(e)              # e/(e^e − 1) → 1 as e → 0, 0 as e → ∞
+            ratio = np.where(e < 1e-300, 1.0, ratio)
+            return y * ratio - (m - y) * e, m * e * ratio
+        score, v, _ = self.derivatives(eta, y, m)
+        return score, v
 
     def constant(self, y: np.ndarray, m: np.ndarray) -> np.ndarray:
         """The part of ℓ_i free of η: log C(m, y) (binomial) or −log y! (Poisson)."""
@@ -94,7 +144,11 @@ class Family:
         return ll, mu
 
     def inverse_link(self, eta: np.ndarray) -> np.ndarray:
-        """Probability p = 1/(1 + e^−η) or rate μ = e^η."""
+        """Probability p = 1/(1 + e^−η), Φ(η) or 1 − exp(−e^η); or rate μ = e^η."""
+        if self.link == "probit":
+            return special.ndtr(eta)
+        if self.link == "cloglog":
+            return -np.expm1(-np.exp(np.minimum(eta, _ETA_MAX)))
         return special.expit(eta) if self.name == "binomial" else np.exp(eta)
 
 
@@ -113,8 +167,9 @@ def fit_glm(family: Family, y: np.ndarray, m: np.ndarray, X: np.ndarray, offset:
             const: np.ndarray, tol: float = 1e-12, maxiter: int = 100) -> GLMFit:
     """Iteratively reweighted least squares for the GLM η = Xβ + offset (Newton's method).
 
-    With a canonical link Fisher scoring is Newton's method: β ← β + (X'WX)⁻¹X'(y − E y).
-    Steps are halved when the log-likelihood would fall. Used for starting values, as the
+    Fisher scoring β ← β + (X'WX)⁻¹X'ℓ' with the Fisher weights W (`Family.working`); with a
+    canonical link it is Newton's method, ℓ' = y − E y. Steps are halved when the
+    log-likelihood would fall. Used for starting values, as the
     σ = 0 limit of the GLMM, and for PQL's first working response (as MASS::glmmPQL).
     """
     n, p = X.shape
@@ -122,19 +177,20 @@ def fit_glm(family: Family, y: np.ndarray, m: np.ndarray, X: np.ndarray, offset:
     # A start near the data: η = link(ȳ) keeps the first step short for rare outcomes.
     if family.name == "binomial":
         frac = np.clip((y.sum() + 0.5) / (m.sum() + 1.0), 1e-6, 1 - 1e-6)
-        eta0 = np.log(frac / (1 - frac))
+        eta0 = {"logit": np.log(frac / (1 - frac)), "probit": special.ndtri(frac),
+                "cloglog": np.log(-np.log1p(-frac))}[family.link]
     else:
         eta0 = np.log(max(y.mean(), 1e-6))
     beta = np.linalg.lstsq(X, np.full(n, eta0) - offset, rcond=None)[0]
 
     def ll(b: np.ndarray) -> float:
-        return float(np.sum(family.loglik(X @ b + offset, y, m)))
+        return float(np.sum(family.loglik_any(X @ b + offset, y, m)))
 
     current = ll(beta)
     converged = False
     it = 0
     for it in range(1, maxiter + 1):
-        score, v, _ = family.derivatives(X @ beta + offset, y, m)
+        score, v = family.working(X @ beta + offset, y, m)
         info = X.T @ (X * v[:, None])
         step = np.linalg.lstsq(info, X.T @ score, rcond=None)[0]
         t = 1.0
@@ -149,7 +205,7 @@ def fit_glm(family: Family, y: np.ndarray, m: np.ndarray, X: np.ndarray, offset:
         if abs(change) <= tol * (abs(current) + 0.1):
             converged = True
             break
-    _, v, _ = family.derivatives(X @ beta + offset, y, m)
+    _, v = family.working(X @ beta + offset, y, m)
     return GLMFit(beta=beta, loglik=current + float(const.sum()),
                   information=X.T @ (X * v[:, None]), converged=converged, n_iter=it)
 

@@ -20,11 +20,15 @@ from scipy import linalg, optimize
 
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, MlteachError,
                             SeparationWarning, user_stacklevel)
-from mlteach.glmm.family import Family, FamilyName, GLMFit, fit_glm, separation_direction
-from mlteach.glmm.model import GLMMData, prepare
+from mlteach.glmm.family import (LINKS, Family, FamilyName, GLMFit, fit_glm,
+                                 separation_direction)
+from mlteach.glmm.laplace import LaplaceDeviance, fit_laplace
+from mlteach.glmm.model import GLMMData, MixedGLMMData, prepare
 from mlteach.glmm.pql import fit_pql
 from mlteach.glmm.quadrature import marginal_loglik
 from mlteach.glmm.results import GLMMResult, Method, method_label
+from mlteach.mixed.optimize import check_fit
+from mlteach.mixed.structure import block_diag_T, conditional_covariances, split_factor_blocks
 
 MAX_NAGQ = 100
 DEFAULT_AGQ_NODES = 25
@@ -34,29 +38,40 @@ BOUNDARY_SD = 1e-4
 
 def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
          method: Method = "laplace", nagq: int | None = None, trials: str | None = None,
-         offset: str | None = None) -> GLMMResult:
-    """Fit a logistic or Poisson model with one random intercept (book, GLMM chapter).
+         offset: str | None = None, link: str | None = None, weights: str | None = None
+         ) -> GLMMResult:
+    """Fit a logistic (or probit, cloglog) or Poisson mixed model (book, GLMM chapter).
 
     Parameters
     ----------
     formula : str
-        ``"y ~ x1 + x2 + (1 | group)"``: formulaic syntax for the fixed part (powers as
-        ``I(age**2)``, named ``I(age ** 2)``) and exactly one random intercept.
+        lme4's syntax: ``"y ~ x1 + x2 + (1 | group)"``, random slopes ``(1 + x | g)``,
+        uncorrelated ``(1 + x || g)``, nested ``(1 | a/b)``, crossed ``(1 | a) + (1 | b)``,
+        ``offset(log(exposure))`` terms and, for the binomial, ``cbind(successes, failures)``
+        on the left. The fixed part is formulaic syntax (powers as ``I(age**2)``, named
+        ``I(age ** 2)``).
     data : DataFrame
     family : "binomial" or "poisson"
-        Binomial (logit link): a 0/1 outcome, a two-level categorical outcome (its second
-        level, in category order, is coded 1 and the summary says so), or a count of
-        successes with ``trials``. Poisson (log link): counts.
+        Binomial: a 0/1 outcome, a two-level categorical outcome (its second level, in
+        category order, is coded 1 and the summary says so), a count of successes with
+        ``trials`` or ``cbind``, or a proportion with ``weights``. Poisson (log link): counts.
     method : "laplace", "agq" or "pql"
-        Laplace approximation, adaptive Gauss–Hermite quadrature with ``nagq`` nodes, or
-        penalised quasi-likelihood.
+        Laplace approximation (any random-effects structure), adaptive Gauss–Hermite
+        quadrature with ``nagq`` nodes (one random intercept, canonical link, as glmer), or
+        penalised quasi-likelihood (one random intercept).
     nagq : int, optional
         Quadrature nodes for ``method="agq"`` (default 25, at most 100); ``nagq=1`` is the
         Laplace approximation. Not used by "laplace" (always 1) or "pql".
     trials : str, optional
         Column with the number of trials when the outcome counts successes (binomial only).
     offset : str, optional
-        Column added to the linear predictor with coefficient 1, e.g. log exposure.
+        Column added to the linear predictor with coefficient 1, e.g. log exposure (the same
+        as ``offset(column)`` in the formula).
+    link : str, optional
+        "logit" (default), "probit" or "cloglog" for the binomial; "log" for Poisson.
+    weights : str, optional
+        Binomial only: the number of trials behind a proportion outcome (glmer's binomial
+        ``weights``); successes are outcome × weights.
 
     Returns
     -------
@@ -80,18 +95,34 @@ def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
     positive definite, H the finite-difference Hessian of −log L. PQL follows
     MASS::glmmPQL (see `mlteach.glmm.pql`).
     """
-    fam, method, nagq = _check_options(family, method, nagq)
-    data_ = prepare(formula, data, fam, trials, offset)
+    fam, method, nagq = _check_options(family, method, nagq, link)
+    data_ = prepare(formula, data, fam, trials, offset, weights)
+    if isinstance(data_, MixedGLMMData):
+        if method != "laplace":
+            what = ("more than one random intercept" if fam.canonical
+                    else f"the {fam.link} link")
+            raise MlteachError(
+                f"method={method!r} is available for one random intercept '(1 | group)' with "
+                f"the canonical link (logit, log), as in glmer; this model has {what}. Fit it "
+                f"with method='laplace' (the default), which handles any random-effects "
+                f"structure and link.")
+        return _result_general(data_)
     if method == "pql":
         return _result_pql(data_)
     return _result_likelihood(data_, method, nagq)
 
 
-def _check_options(family: str, method: str, nagq: object) -> tuple[Family, Method, int | None]:
+def _check_options(family: str, method: str, nagq: object, link: object = None
+                   ) -> tuple[Family, Method, int | None]:
     if family not in ("binomial", "poisson"):
         raise MlteachError(
             f"family must be 'binomial' (logistic, 0/1 or successes out of trials) or "
             f"'poisson' (counts), got {family!r}.")
+    if link is not None and link not in LINKS[family]:
+        raise MlteachError(
+            f"link={link!r} is not available for the {family} family; choose one of "
+            f"{', '.join(map(repr, LINKS[family]))}.")
+    fam = Family(family, None if link is None or link == LINKS[family][0] else link)
     if method not in ("laplace", "agq", "pql"):
         raise MlteachError(f"method must be 'laplace', 'agq' or 'pql', got {method!r}.")
     if nagq is not None and (isinstance(nagq, bool) or not isinstance(nagq, Integral)):
@@ -101,11 +132,11 @@ def _check_options(family: str, method: str, nagq: object) -> tuple[Family, Meth
             raise MlteachError(
                 f"The Laplace approximation uses one node; for nagq={nagq} nodes use "
                 f"method='agq'.")
-        return Family(family), method, 1
+        return fam, method, 1
     if method == "pql":
         if nagq is not None:
             raise MlteachError("PQL does not use quadrature: leave nagq unset for method='pql'.")
-        return Family(family), method, None
+        return fam, method, None
     nagq = DEFAULT_AGQ_NODES if nagq is None else int(nagq)
     if nagq < 1:
         raise MlteachError(
@@ -117,7 +148,7 @@ def _check_options(family: str, method: str, nagq: object) -> tuple[Family, Meth
             f"accurate far below the statistical uncertainty with 10-25 nodes, while the work "
             f"grows with every node. Use at most {MAX_NAGQ} (25 is a common choice; compare "
             f"several with compare_glmm_methods).")
-    return Family(family), method, nagq
+    return fam, method, nagq
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,6 +356,85 @@ def _check_separation(data: GLMMData, glm: GLMFit) -> list[str] | None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Any random-effects structure: Laplace by sparse PIRLS
+# ----------------------------------------------------------------------------------------------
+
+
+def _result_general(data: MixedGLMMData) -> GLMMResult:
+    fam = data.family
+    glm = fit_glm(fam, data.y, data.trials, data.X, data.offset, data.const)
+    _check_separation(data, glm)
+    dev = LaplaceDeviance(fam, data.y, data.trials, data.X, data.offset, data.const,
+                          data.structure)
+    fit = fit_laplace(dev, glm.beta, glm.information)
+    structure = data.structure
+    converged = check_fit(fit.optimum, structure, theta=fit.theta)
+    if not fit.modes.converged:
+        converged = False
+        warnings.warn(
+            "Penalised IRLS did not settle on the conditional modes of the random effects at "
+            "the estimates, so the Laplace log-likelihood may be inaccurate. Rescale the "
+            "predictors (centre them, or divide by their SD) and check for separation.",
+            ConvergenceWarning, stacklevel=user_stacklevel())
+    A = dev.A_at(fit.theta, fit.modes)
+    opt = fit.optimum
+    text = (f"Laplace approximation at exact conditional modes (PIRLS decrement < 1e-10); "
+            f"optimiser: {opt.message}; scaled gradient {opt.scaled_gradient:.2g}, smallest "
+            f"Hessian eigenvalue {opt.hessian_min_eig:.3g}, after {fit.n_evaluations} "
+            f"deviance evaluations")
+    return _assemble_mixed(data, fit.theta, fit.beta, fit.vcov, -0.5 * fit.deviance,
+                           fit.modes.u, A, converged, text, fit.n_evaluations)
+
+
+def _assemble_mixed(data: MixedGLMMData, theta: np.ndarray, beta: np.ndarray,
+                    vcov: np.ndarray, loglik: float, u: np.ndarray, A, converged: bool,
+                    convergence: str, n_evaluations: int) -> GLMMResult:
+    """The result of a general GLMM: random effects b = Λû by factor, as the LMM reports them."""
+    structure = data.structure
+    terms = pd.Index(data.design.terms)
+    b_all = np.zeros(structure.n_effects)
+    rows, cols, ind = structure.lambda_pattern()
+    np.add.at(b_all, rows, theta[ind] * u[cols])
+    condcov = split_factor_blocks(structure, conditional_covariances(structure, A, theta, 1.0))
+    ranef, condvar, cov_re, ngroups = {}, {}, {}, {}
+    pos = 0
+    blocks_b = []
+    for blk in structure.blocks:
+        blocks_b.append(b_all[pos:pos + blk.n_effects].reshape(blk.groups.n_groups, blk.q))
+        pos += blk.n_effects
+    Ts = structure.factors_T(theta)
+    for g in structure.factors:
+        idx = [i for i, blk in enumerate(structure.blocks) if blk.factor == g]
+        cols_g = [c for i in idx for c in structure.blocks[i].columns]
+        levels = pd.Index([str(v) for v in structure.blocks[idx[0]].groups.levels], name=g)
+        ranef[g] = pd.DataFrame(np.column_stack([blocks_b[i] for i in idx]), index=levels,
+                                columns=cols_g)
+        condvar[g] = pd.DataFrame(
+            np.column_stack([np.diagonal(condcov[i], axis1=1, axis2=2) for i in idx]),
+            index=levels, columns=cols_g)
+        cov_re[g] = pd.DataFrame(block_diag_T([Ts[i] @ Ts[i].T for i in idx]), index=cols_g,
+                                 columns=cols_g)
+        ngroups[g] = len(levels)
+    sds = pd.Series({f"{g}: {c}": float(np.sqrt(cov_re[g].loc[c, c]))
+                     for g in cov_re for c in cov_re[g].index}, name="sd")
+    one = len(ngroups) == 1
+    pick = (lambda d: next(iter(d.values()))) if one else (lambda d: d)
+    return GLMMResult(
+        fixef=pd.Series(beta, index=terms, name="estimate"),
+        bse=pd.Series(np.sqrt(np.where(np.diag(vcov) >= 0, np.diag(vcov), np.nan)),
+                      index=terms, name="std.err"),
+        vcov=pd.DataFrame(vcov, index=terms, columns=terms),
+        sd_re=float(sds.iloc[0]) if len(sds) == 1 else sds, loglik=float(loglik),
+        ranef=pick(ranef), ranef_condvar=pick(condvar), converged=bool(converged),
+        method="laplace", nagq=1, nobs=data.design.nobs,
+        ngroups=pick(ngroups) if one else ngroups, family=data.family.name,
+        formula=data.formula, group=", ".join(ngroups), scale=1.0, convergence=convergence,
+        n_evaluations=int(n_evaluations), data=data,
+        theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
+        cov_re=pick(cov_re), link=data.family.link)
+
+
+# ----------------------------------------------------------------------------------------------
 # PQL
 # ----------------------------------------------------------------------------------------------
 
@@ -389,7 +499,10 @@ def _assemble(data: GLMMData, method: Method, nagq: int | None, beta: np.ndarray
         converged=bool(converged), method=method, nagq=nagq, nobs=data.design.nobs,
         ngroups=data.groups.n_groups, family=data.family.name, formula=data.formula,
         group=data.groups.name, scale=float(scale), convergence=convergence,
-        n_evaluations=int(n_evaluations), data=data)
+        n_evaluations=int(n_evaluations), data=data,
+        theta=pd.Series([float(sd)], index=[f"{data.groups.name}.Intercept"], name="theta"),
+        cov_re=pd.DataFrame([[float(sd) ** 2]], index=["Intercept"], columns=["Intercept"]),
+        link=data.family.link)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
-"""From a formula and a DataFrame to the arrays of a random-intercept GLMM, checked at the door.
+"""From a formula and a DataFrame to the arrays of a GLMM, checked at the door.
 
-The model is  y_ij | b_j ~ Binomial(m_ij, p_ij) or Poisson(μ_ij),
-              η_ij = x_ij'β + offset_ij + b_j,   b_j ~ N(0, σ²),
-written ``y ~ x1 + x2 + (1 | g)``. Only one random intercept is supported; everything that
-is not is refused here with a message saying what is.
+The model is  y_i | b ~ Binomial(m_i, p_i) or Poisson(μ_i),
+              g(μ_i) = η_i = x_i'β + o_i + z_i'b,   b ~ N(0, Σ_θ),
+written in lme4's syntax (`mlteach.mixed.formula`): ``y ~ x + (1 | g)``, random slopes
+``(1 + x | g)``, ``||``, nested ``(1 | a/b)`` and crossed ``(1 | a) + (1 | b)`` terms,
+``offset()`` terms and a ``cbind(successes, failures)`` outcome.
+
+`prepare` returns a `GLMMData` for one random intercept of one grouping column with the
+canonical link (the batched one-dimensional path, where adaptive quadrature is available) and a
+`MixedGLMMData` with the shared random-effects structure for everything else.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,65 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from mlteach.design import (
-    Design, GroupIndex, check_columns, check_grouping, fixed_design, r_powers,
-)
+from mlteach.design import Design, GroupIndex, check_columns, check_grouping, fixed_design
 from mlteach.errors import (DataTypeError, FormulaSyntaxError,
                             MlteachError, SeparationWarning, user_stacklevel)
 from mlteach.glmm.family import Family
-
-_BAR_TERM = re.compile(r"\(([^()]*\|[^()]*)\)")
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
-
-
-@dataclass(frozen=True)
-class RandomInterceptFormula:
-    """``y ~ fixed + (1 | group)`` split into the fixed formula and the grouping column."""
-
-    fixed: str
-    group: str
-
-
-def parse_random_intercept(formula: str) -> RandomInterceptFormula:
-    """Split off the one ``(1 | group)`` term, refusing every other random-effects form."""
-    if not isinstance(formula, str) or "~" not in formula:
-        raise FormulaSyntaxError(
-            f"The formula must be a string such as 'y ~ x + (1 | group)', got {formula!r}.")
-    terms = _BAR_TERM.findall(formula)
-    supported = ("mlteach.glmm supports exactly one random intercept, written '(1 | group)' "
-                 "with a single grouping column")
-    if not terms:
-        raise FormulaSyntaxError(
-            f"The formula {formula!r} has no random-effects term. {supported}, e.g. "
-            f"'use ~ age + urban + (1 | district)'. For a model without group effects fit an "
-            f"ordinary GLM (statsmodels.formula.api.glm).")
-    if len(terms) > 1:
-        raise FormulaSyntaxError(
-            f"The formula {formula!r} has {len(terms)} random-effects terms "
-            f"({', '.join('(' + t.strip() + ')' for t in terms)}). {supported}; crossed or "
-            f"nested random effects are not available for GLMMs here.")
-    inner = terms[0]
-    if "||" in inner:
-        raise FormulaSyntaxError(
-            f"'({inner.strip()})' uses '||' (uncorrelated random slopes). {supported}.")
-    lhs, rhs = (part.strip() for part in inner.split("|", 1))
-    if lhs.replace(" ", "") not in {"1"}:
-        raise FormulaSyntaxError(
-            f"'({inner.strip()})' asks for random slopes or a random term other than the "
-            f"intercept ({lhs!r} before the bar). {supported}: random slopes are not "
-            f"implemented for GLMMs.")
-    if not _NAME.match(rhs):
-        raise FormulaSyntaxError(
-            f"'({inner.strip()})' groups by {rhs!r}, which is not a single column name. "
-            f"{supported}; for nested groups make one combined column first, e.g. "
-            f"data['school_class'] = data['school'].astype(str) + ':' + data['class'].astype(str).")
-    fixed = _BAR_TERM.sub(" ", formula)
-    left, right = fixed.split("~", 1)
-    right = re.sub(r"\+\s*\+", "+", right).strip()
-    right = re.sub(r"^\+|\+$", "", right).strip() or "1"
-    right = r_powers(right)  # I(age^2) is a power, as in R (the term is named 'I(age ** 2)')
-    return RandomInterceptFormula(fixed=f"{left.strip()} ~ {right}", group=rhs)
-
+from mlteach.mixed.formula import MixedFormula, parse_mixed_formula
+from mlteach.mixed.offset import Offset, build_offset, offset_variables
+from mlteach.mixed.structure import ReStructure, build_structure, random_variables
 
 @dataclass(frozen=True)
 class GLMMData:
@@ -99,6 +51,7 @@ class GLMMData:
     trials_name: str | None = None
     offset_name: str | None = None
     Zt: sparse.csr_matrix = field(default=None, repr=False)
+    offset_terms: Offset | None = field(default=None, repr=False)
 
     def group_sum(self, values: np.ndarray) -> np.ndarray:
         """Σ over the rows of each group, for a vector (G,) or each column of a matrix (G, k)."""
@@ -107,44 +60,141 @@ class GLMMData:
         return np.asarray(self.Zt @ values)
 
 
+@dataclass(frozen=True)
+class MixedGLMMData:
+    """A GLMM with any random-effects structure, rows in the order of the data used.
+
+    y : successes (binomial) or counts (Poisson); trials : m_i; X : fixed-effects matrix;
+    offset : known part of η (the ``offset=`` column plus the formula's ``offset()`` terms);
+    const : the η-free part of each row's log-likelihood; structure : the random effects.
+    """
+
+    family: Family
+    y: np.ndarray
+    trials: np.ndarray
+    X: np.ndarray
+    offset: np.ndarray
+    const: np.ndarray
+    structure: ReStructure = field(repr=False)
+    design: Design = field(repr=False)
+    formula: str = ""
+    outcome_note: str = ""
+    trials_name: str | None = None
+    offset_name: str | None = None
+    offset_terms: Offset | None = field(default=None, repr=False)
+
+
 def prepare(formula: str, data: pd.DataFrame, family: Family, trials: str | None,
-            offset: str | None) -> GLMMData:
-    """Parse, encode and check a GLMM, returning its arrays (errors name rows and columns)."""
-    parsed = parse_random_intercept(formula)
+            offset: str | None, weights: str | None = None) -> GLMMData | MixedGLMMData:
+    """Parse, encode and check a GLMM, returning its arrays (errors name rows and columns).
+
+    The outcome's number of trials comes from ``trials=`` (a column), a ``cbind(s, f)``
+    response (trials s + f) or, for a proportion outcome, ``weights=`` (trials w, successes
+    y·w, as glmer's binomial ``weights``); otherwise each row is one trial.
+    """
+    parsed = parse_mixed_formula(formula, without="a GLM (statsmodels' glm)")
     if not isinstance(data, pd.DataFrame):
         raise DataTypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
-    for role, name in (("trials", trials), ("offset", offset)):
+    for role, name in (("trials", trials), ("offset", offset), ("weights", weights)):
         if name is not None and not isinstance(name, str):
             raise DataTypeError(f"{role} must be a column name (a string), got {name!r}.")
-    if trials is not None and family.name != "binomial":
+    if family.name != "binomial":
+        for role, name in (("trials", trials), ("weights", weights)):
+            if name is not None:
+                raise DataTypeError(
+                    f"{role}={name!r} only applies to the binomial family (successes out of "
+                    f"trials); a Poisson model takes counts, with offset= or offset(log("
+                    f"exposure)) in the formula for exposure.")
+        if parsed.cbind is not None:
+            raise DataTypeError(
+                f"cbind(successes, failures) is a binomial outcome; with family='poisson' "
+                f"the outcome is one column of counts.")
+    given = [n for n in (trials, weights) if n is not None] + (["cbind"] if parsed.cbind else [])
+    if len(given) > 1:
         raise DataTypeError(
-            f"trials={trials!r} only applies to the binomial family (successes out of trials); "
-            f"a Poisson model takes counts, with offset= for exposure.")
-    extra = [parsed.group] + [c for c in (trials, offset) if c is not None]
+            "Give the number of trials one way only: trials='<column>', a "
+            "cbind(successes, failures) outcome, or weights= for a proportion outcome.")
+    if parsed.cbind is not None:
+        trials_cols = offset_variables((parsed.cbind[1],))
+    else:
+        trials_cols = [c for c in (trials, weights) if c is not None]
+    extra = random_variables(parsed) + trials_cols + ([offset] if offset is not None else [])
+    extra = list(dict.fromkeys(extra))
     check_columns(data, extra)
-    data, note = _code_binary_outcome(parsed.fixed, data, family, trials)
+    counted = trials is not None or parsed.cbind is not None
+    data, note = _code_binary_outcome(parsed.fixed, data, family, trials if counted else None)
     design = fixed_design(parsed.fixed, data, extra=extra,
                           context="the generalized linear mixed model")
     used = design.data
     y = design.y
-    if trials is None:
-        m = np.ones_like(y)
-    else:
+    trials_name = trials
+    if parsed.cbind is not None:
+        if parsed.cbind[1] in used.columns:
+            failures = _numeric_column(used, parsed.cbind[1], "failures")
+        else:   # an expression such as size - incidence
+            failures = build_offset((parsed.cbind[1],), used, label="failures").values(
+                used, "the data")
+        m = y + failures
+        trials_name = f"{parsed.cbind[0]} + {parsed.cbind[1]}"
+    elif weights is not None:
+        m = _numeric_column(used, weights, "weights")
+        y = _successes_from_proportion(y, m, design, weights)
+        trials_name = weights
+    elif trials is not None:
         m = _numeric_column(used, trials, "trials")
+    else:
+        m = np.ones_like(y)
     off = np.zeros_like(y) if offset is None else _numeric_column(used, offset, "offset")
-    _check_outcome(y, m, design, family, trials)
-    _check_not_constant(y, m, design, family, trials)
-    groups = GroupIndex.from_data(used, parsed.group)
-    check_grouping(groups, design.nobs,
-                   allow_one_per_group=(family.name == "poisson" or trials is not None))
-    if family.name == "binomial":
-        _warn_constant_groups(y, m, groups)
-    n = design.nobs
-    Zt = sparse.csr_matrix((np.ones(n), (groups.codes, np.arange(n))),
-                           shape=(groups.n_groups, n))
-    return GLMMData(family=family, y=y, trials=m, X=design.X, offset=off, groups=groups,
-                    const=family.constant(y, m), design=design, formula=formula,
-                    outcome_note=note, trials_name=trials, offset_name=offset, Zt=Zt)
+    terms = build_offset(parsed.offsets, used) if parsed.offsets else None
+    if terms is not None:
+        off = off + terms.values(used, "the data")
+    counted = counted or weights is not None
+    _check_outcome(y, m, design, family, trials_name if counted else None)
+    _check_not_constant(y, m, design, family, trials_name if counted else None)
+    if _one_random_intercept(parsed) and family.canonical:
+        group = parsed.random[0].factor[0]
+        groups = GroupIndex.from_data(used, group)
+        check_grouping(groups, design.nobs,
+                       allow_one_per_group=(family.name == "poisson" or counted))
+        if family.name == "binomial":
+            _warn_constant_groups(y, m, groups)
+        n = design.nobs
+        Zt = sparse.csr_matrix((np.ones(n), (groups.codes, np.arange(n))),
+                               shape=(groups.n_groups, n))
+        return GLMMData(family=family, y=y, trials=m, X=design.X, offset=off, groups=groups,
+                        const=family.constant(y, m), design=design, formula=formula,
+                        outcome_note=note, trials_name=trials_name, offset_name=offset, Zt=Zt,
+                        offset_terms=terms)
+    structure = build_structure(parsed.random, used, allow_one_per_group=True)
+    return MixedGLMMData(family=family, y=y, trials=m, X=design.X, offset=off,
+                         const=family.constant(y, m), structure=structure, design=design,
+                         formula=formula, outcome_note=note, trials_name=trials_name,
+                         offset_name=offset, offset_terms=terms)
+
+
+def _one_random_intercept(parsed: MixedFormula) -> bool:
+    """One random-effect term, an intercept only, grouped by one column: ``(1 | g)``."""
+    return (len(parsed.random) == 1 and parsed.random[0].expr.replace(" ", "") == "1"
+            and len(parsed.random[0].factor) == 1)
+
+
+def _successes_from_proportion(y: np.ndarray, w: np.ndarray, design: Design, name: str
+                               ) -> np.ndarray:
+    """glmer's binomial ``weights``: y is a proportion of w trials; successes y·w (whole)."""
+    bad = (y < 0) | (y > 1)
+    if bad.any():
+        raise DataTypeError(
+            f"With weights={name!r} the binomial outcome {design.response!r} is a proportion "
+            f"of successes between 0 and 1; {_first_bad(design, bad)} has {y[bad][0]:g}. For "
+            f"counts of successes pass trials={name!r} instead.")
+    s = y * w
+    bad = np.abs(s - np.round(s)) > 1e-8 * np.maximum(w, 1.0)
+    if bad.any():
+        raise DataTypeError(
+            f"With weights={name!r}, {design.response!r} × {name!r} must be a whole number of "
+            f"successes; {_first_bad(design, bad)} gives {s[bad][0]:g}. Check that the "
+            f"weights are the numbers of trials behind each proportion.")
+    return np.round(s)
 
 
 def _code_binary_outcome(fixed: str, data: pd.DataFrame, family: Family, trials: str | None

@@ -11,7 +11,8 @@ import pandas as pd
 from mlteach.results.base import OwnsTables, Summary, coef_table, confidence_interval
 from mlteach.design import check_columns
 from mlteach.errors import GroupingError, MlteachError
-from mlteach.glmm.model import GLMMData
+from mlteach.glmm.model import GLMMData, MixedGLMMData
+from mlteach.mixed.predict import random_part
 
 Method = Literal["laplace", "agq", "pql"]
 PredictType = Literal["response", "link"]
@@ -36,7 +37,8 @@ class GLMMResult(OwnsTables):
         linear mixed model as ``summary(glmmPQL)`` prints them (nlme rescales the ML residual
         variance by n/(n − p) there; ``vcov(glmmPQL)`` does not).
     vcov : the covariance matrix of β̂ behind `bse`.
-    sd_re : σ̂, the standard deviation of the random intercepts on the link scale.
+    sd_re : σ̂, the standard deviation of the random intercepts on the link scale; for a model
+        with several random-effect terms, a Series of their SDs by ``"factor: term"``.
     loglik : the approximate marginal log-likelihood (all constants included); NaN for PQL,
         which maximises no likelihood.
     ranef : conditional modes b̂_j = σ̂·û_j by group level (column ``Intercept``); for PQL the
@@ -47,6 +49,15 @@ class GLMMResult(OwnsTables):
     scale : PQL's estimated residual SD of the working model (1 would mean no over- or
         underdispersion); 1.0 for the likelihood methods, where it is fixed by the family.
     convergence : a sentence saying how convergence was judged and what was found.
+    theta : θ̂, the elements of the lower Cholesky factors of the random effects' covariance
+        matrices, by factor and term (lme4's ``getME(m, "theta")``: binomial and Poisson have
+        no residual scale, so these are on the link scale; for one random intercept θ = σ̂).
+    cov_re : covariance matrix of the random effects on the link scale (a dict by grouping
+        factor when there are several), as the LMM's.
+    link : the link function ("logit", "probit", "cloglog", "log").
+
+    With several grouping factors `ranef`, `ranef_condvar`, `cov_re` and `ngroups` are dicts
+    keyed by factor, as in `mlteach.LMMResult`.
     """
 
     fixef: pd.Series
@@ -67,7 +78,10 @@ class GLMMResult(OwnsTables):
     scale: float
     convergence: str
     n_evaluations: int
-    data: GLMMData = field(repr=False)
+    data: "GLMMData | MixedGLMMData" = field(repr=False)
+    theta: pd.Series | None = None
+    cov_re: pd.DataFrame | dict[str, pd.DataFrame] | None = None
+    link: str = ""
 
     # ------------------------------------------------------------------ numbers
     @property
@@ -82,8 +96,38 @@ class GLMMResult(OwnsTables):
 
     @property
     def df_model(self) -> int:
-        """Number of estimated parameters: the fixed effects and σ."""
-        return len(self.fixef) + 1
+        """Number of estimated parameters: the fixed effects and the elements of θ (σ)."""
+        return len(self.fixef) + len(self.theta)
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated parameters (the name `mlteach.LMMResult` uses): `df_model`."""
+        return self.df_model
+
+    @property
+    def _general(self) -> bool:
+        """Fitted by the general path (any random part) rather than the one-intercept one."""
+        return isinstance(self.data, MixedGLMMData)
+
+    def varcorr(self) -> pd.DataFrame:
+        """Variances, SDs and correlations of the random effects by (group, term), as lme4's
+        ``VarCorr`` (on the link scale; a GLMM has no residual variance row)."""
+        if not self._general:
+            return pd.DataFrame({"variance": [self.sd_re ** 2], "std.dev": [self.sd_re]},
+                                index=pd.MultiIndex.from_tuples([(self.group, "Intercept")],
+                                                                names=["group", "term"]))
+        covs = self.cov_re if isinstance(self.cov_re, dict) else {self.group: self.cov_re}
+        rows = []
+        for g, cov in covs.items():
+            sd = np.sqrt(np.diag(cov.to_numpy()))
+            for i, term in enumerate(cov.index):
+                row = {"group": g, "term": term, "variance": cov.iloc[i, i], "std.dev": sd[i]}
+                for j in range(i):
+                    denom = sd[i] * sd[j]
+                    row[f"corr with {cov.index[j]}"] = (cov.iloc[i, j] / denom if denom > 0
+                                                        else np.nan)
+                rows.append(row)
+        return pd.DataFrame(rows).set_index(["group", "term"])
 
     @property
     def aic(self) -> float:
@@ -114,7 +158,9 @@ class GLMMResult(OwnsTables):
         residual with a fixed variance, so this method refuses it rather than pick one of the
         competing approximations.
         """
-        if self.family != "binomial":
+        if self._general:
+            return self._icc_general()
+        if self.family != "binomial" or self.link not in ("", "logit"):
             raise MlteachError(
                 "The intraclass correlation of a Poisson model is not defined simply: there is "
                 "no latent residual with a fixed variance as the logistic model's π²/3. "
@@ -124,6 +170,21 @@ class GLMMResult(OwnsTables):
                 "rate ratio exp(sd_re).")
         s2 = self.sd_re ** 2
         return float(s2 / (s2 + np.pi ** 2 / 3))
+
+    def _icc_general(self) -> float | pd.Series:
+        """Latent-scale shares σ_k²/(Σσ² + π²/3) for intercept-only logistic models."""
+        vc = self.varcorr()
+        if self.family != "binomial" or self.link != "logit":
+            raise MlteachError(
+                "icc() is defined here for logistic (logit-link) models, whose latent residual "
+                "has the fixed variance π²/3 (probit: 1, but report the SDs instead).")
+        if any(t != "Intercept" for t in vc.index.get_level_values("term")):
+            raise MlteachError(
+                "icc() is defined for random-intercept models only: with random slopes the "
+                "between-group variance changes with the covariate. Use varcorr().")
+        var = vc["variance"].droplevel("term")
+        shares = var / (var.sum() + np.pi ** 2 / 3)
+        return float(shares.iloc[0]) if len(shares) == 1 else shares.rename("icc")
 
     # -------------------------------------------------------------- prediction
     def predict(self, newdata: pd.DataFrame | None = None,
@@ -151,6 +212,8 @@ class GLMMResult(OwnsTables):
         """
         if type not in ("response", "link"):
             raise MlteachError(f"type must be 'response' or 'link', got {type!r}.")
+        if self._general:
+            return self._predict_general(newdata, type, include_random, allow_new_levels)
         d = self.data
         beta = self.fixef.to_numpy()
         b = self.ranef["Intercept"].to_numpy()
@@ -161,10 +224,7 @@ class GLMMResult(OwnsTables):
             index = d.design.index
         else:
             X = d.design.encode(newdata)
-            eta = X @ beta
-            if d.offset_name is not None:
-                check_columns(newdata, [d.offset_name], "offset column")
-                eta = eta + newdata[d.offset_name].to_numpy(dtype=float)
+            eta = X @ beta + self._new_offset(newdata)
             if include_random:
                 check_columns(newdata, [self.group], "grouping variable")
                 labels = newdata[self.group].astype(str).to_numpy()
@@ -181,6 +241,40 @@ class GLMMResult(OwnsTables):
         out = eta if type == "link" else d.family.inverse_link(eta)
         return pd.Series(out, index=index, name="eta" if type == "link" else "predicted")
 
+    def _new_offset(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The offset column and ``offset()`` terms evaluated on new data."""
+        d = self.data
+        out = np.zeros(len(newdata))
+        if d.offset_name is not None:
+            check_columns(newdata, [d.offset_name], "offset column")
+            out += newdata[d.offset_name].to_numpy(dtype=float)
+        if d.offset_terms is not None:
+            out += d.offset_terms.values(newdata, "newdata")
+        return out
+
+    def _ranef_blocks(self) -> list[np.ndarray]:
+        ranef = self.ranef if isinstance(self.ranef, dict) else {self.group: self.ranef}
+        return [ranef[b.factor][b.columns].to_numpy() for b in self.data.structure.blocks]
+
+    def _predict_general(self, newdata, type, include_random, allow_new_levels) -> pd.Series:
+        d = self.data
+        beta = self.fixef.to_numpy()
+        structure = d.structure
+        if newdata is None:
+            eta = d.X @ beta + d.offset
+            if include_random:
+                for blk, b in zip(structure.blocks, self._ranef_blocks()):
+                    eta = eta + np.einsum("ik,ik->i", blk.Z, b[blk.groups.codes])
+            index = d.design.index
+        else:
+            eta = d.design.encode(newdata) @ beta + self._new_offset(newdata)
+            if include_random:
+                eta = eta + random_part(structure, self._ranef_blocks(), d.design.data,
+                                        newdata, allow_new_levels=allow_new_levels)
+            index = newdata.index
+        out = eta if type == "link" else d.family.inverse_link(eta)
+        return pd.Series(out, index=index, name="eta" if type == "link" else "predicted")
+
     # ---------------------------------------------------------------- printing
     def _method_label(self) -> str:
         if self.method == "agq":
@@ -190,18 +284,20 @@ class GLMMResult(OwnsTables):
     def summary(self) -> Summary:
         """Family, method, groups, random-intercept SD, likelihood (or PQL's note), ICC,
         convergence and the fixed-effects table."""
-        fam = ("binomial, logit link" if self.family == "binomial" else "Poisson, log link")
+        link = self.link or ("logit" if self.family == "binomial" else "log")
+        fam = f"{'binomial' if self.family == 'binomial' else 'Poisson'}, {link} link"
+        groups = self.ngroups if isinstance(self.ngroups, dict) else {self.group: self.ngroups}
         facts: list[tuple[str, object]] = [
             ("Formula", self.formula), ("Family", fam), ("Method", self._method_label()),
-            ("Observations", self.nobs), (f"Groups ({self.group})", self.ngroups),
-        ]
+            ("Observations", self.nobs)] + [(f"Groups ({g})", n) for g, n in groups.items()]
         if self.data.outcome_note:
             facts.append(("Outcome coding", self.data.outcome_note))
         if self.data.trials_name:
             facts.append(("Trials", self.data.trials_name))
         if self.data.offset_name:
             facts.append(("Offset", self.data.offset_name))
-        facts.append((f"SD of random intercepts ({self.group})", self.sd_re))
+        if not self._general:
+            facts.append((f"SD of random intercepts ({self.group})", self.sd_re))
         notes = []
         if self.method == "pql":
             facts += [("Working-model residual SD", self.scale),
@@ -214,13 +310,20 @@ class GLMMResult(OwnsTables):
                          "freedom.")
         else:
             facts += [("Log-likelihood", self.loglik), ("AIC", self.aic), ("BIC", self.bic)]
-        if self.family == "binomial":
+        if self.family == "binomial" and not self._general and self.link in ("", "logit"):
             facts.append(("ICC (latent logit scale)", self.icc()))
         facts.append(("Converged", "yes" if self.converged else "NO"))
         if not self.converged:
             notes.append(self.convergence)
-        return Summary(f"Generalized linear mixed model: random intercept for {self.group}",
-                       facts, [("Fixed effects", self.to_frame())], notes)
+        tables = [("Fixed effects", self.to_frame())]
+        title = f"Generalized linear mixed model: random intercept for {self.group}"
+        if self._general:
+            vc = self.varcorr()
+            for col in [c for c in vc.columns if c.startswith("corr with")]:
+                vc[col] = vc[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+            tables.insert(0, ("Random effects (link scale)", vc))
+            title = f"Generalized linear mixed model: random effects for {self.group}"
+        return Summary(title, facts, tables, notes)
 
     def __str__(self) -> str:
         return str(self.summary())

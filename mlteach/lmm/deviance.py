@@ -35,7 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from mlteach.mixed.structure import ReStructure
+from mlteach.mixed.structure import (ReStructure, block_diag_T, conditional_covariances,
+                                     split_factor_blocks)
 
 
 @dataclass(frozen=True)
@@ -147,23 +148,7 @@ class SparseDeviance:
         self.n, self.p = X.shape
         self.q = Z.shape[1]
         self._X, self._y, self._Z = X, y, Z   # for `residual_pwrss` when r² cancels
-        self._lambda_pattern()
-
-    def _lambda_pattern(self) -> None:
-        """Row, column and θ-index of every structural non-zero of Λ_θ (lme4's Lind)."""
-        rows, cols, ind = [], [], []
-        offset = 0
-        for b in self.structure.blocks:
-            r, c = b.lower_tri()
-            G = b.groups.n_groups
-            base = offset + np.arange(G)[:, None] * b.q
-            rows.append((base + r[None, :]).ravel())
-            cols.append((base + c[None, :]).ravel())
-            ind.append(np.tile(np.arange(b.theta_slice.start, b.theta_slice.stop), G))
-            offset += b.n_effects
-        self._rows = np.concatenate(rows)
-        self._cols = np.concatenate(cols)
-        self._ind = np.concatenate(ind)
+        self._rows, self._cols, self._ind = structure.lambda_pattern()
 
     def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
         """Λ_θ, block diagonal with T_k repeated for each level of factor k."""
@@ -211,94 +196,15 @@ class SparseDeviance:
             pos += blk.n_effects
         return out
 
-    def _factor_positions(self) -> dict[str, np.ndarray]:
-        """Per grouping factor, the (G, q_f) positions in u of its random effects: level by
-        level, the terms of all its blocks in formula order (one row per level)."""
-        offsets = np.cumsum([0] + [b.n_effects for b in self.structure.blocks])
-        out: dict[str, list[np.ndarray]] = {}
-        for b, lo in zip(self.structure.blocks, offsets[:-1]):
-            pos = lo + np.arange(b.groups.n_groups)[:, None] * b.q + np.arange(b.q)[None, :]
-            out.setdefault(b.factor, []).append(pos)
-        return {f: np.hstack(parts) for f, parts in out.items()}
-
     def condcov_factors(self, theta: np.ndarray, sigma2: float) -> dict[str, np.ndarray]:
         """Per grouping factor, the (G, q_f, q_f) conditional covariances σ² T_f (A⁻¹)_jj T_f'
-        of each level's random effects (all terms of the factor, T_f = ⊕ of its T_k).
-
-        These are lme4's ``condVar`` blocks (for ``||`` terms lme4 gives only the diagonal
-        sub-blocks; here the covariance between them is kept). Only the per-level diagonal
-        blocks of A⁻¹ are needed. Order u with the effects of the factor with most effects
-        first, level by level: A = [[A₁₁, A₁₂], [A₂₁, A₂₂]] has A₁₁ block diagonal (one
-        q_f × q_f block per level: different levels of one factor share no rows), so with
-        W = A₁₁⁻¹A₁₂ and S = A₂₂ − A₂₁W (dense, the size of the other factors' effects):
-
-            (A⁻¹)₁₁ = A₁₁⁻¹ + W S⁻¹ W',   (A⁻¹)₂₂ = S⁻¹.
-        """
-        positions = self._factor_positions()
-        factors = list(positions)
-        big = max(factors, key=lambda f: positions[f].size)
-        others = [f for f in factors if f != big]
-        idx1 = positions[big].ravel()
-        idx2 = np.concatenate([positions[f].ravel() for f in others]) if others else idx1[:0]
-        A = self.A(theta).tocsr()
-        G1, q1 = positions[big].shape
-        rows, cols = np.broadcast_arrays(
-            np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, :, None],
-            np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, None, :])
-        A11_sp = A[idx1][:, idx1]
-        A11_blocks = np.asarray(A11_sp[rows.ravel(), cols.ravel()]).reshape(G1, q1, q1)
-        A11_inv = np.linalg.inv(A11_blocks)
-        inv_blocks = {big: A11_inv}
-        if idx2.size:
-            A12 = A[idx1][:, idx2].toarray()                       # (G1·q1, q2) dense
-            W = np.einsum("gab,gbm->gam", A11_inv, A12.reshape(G1, q1, -1))
-            W = W.reshape(G1 * q1, -1)
-            S = A[idx2][:, idx2].toarray() - A12.T @ W
-            S_inv = np.linalg.inv(S)
-            M = (W @ S_inv).reshape(G1, q1, -1)
-            Wg = W.reshape(G1, q1, -1)
-            inv_blocks[big] = A11_inv + np.einsum("gam,gbm->gab", M, Wg)
-            pos = 0
-            for f in others:
-                G, q = positions[f].shape
-                r = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, :, None]
-                c = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, None, :]
-                inv_blocks[f] = S_inv[r, c]
-                pos += G * q
-        Ts = self.structure.factors_T(theta)
-        out = {}
-        for f in factors:
-            Tf = block_diag_T([T for T, b in zip(Ts, self.structure.blocks) if b.factor == f])
-            out[f] = sigma2 * Tf[None] @ inv_blocks[f] @ Tf.T[None]
-        return out
+        (`mlteach.mixed.structure.conditional_covariances`)."""
+        return conditional_covariances(self.structure, self.A(theta), theta, sigma2)
 
     def condvar_blocks(self, theta: np.ndarray, sigma2: float) -> list[np.ndarray]:
         """Per block k, the (G_k, q_k, q_k) conditional covariances σ² T_k (A⁻¹)_jj T_k'
         (lme4's ``condVar``): the diagonal sub-blocks of `condcov_factors`."""
         return split_factor_blocks(self.structure, self.condcov_factors(theta, sigma2))
-
-
-def block_diag_T(Ts: list[np.ndarray]) -> np.ndarray:
-    """⊕ T_k: the relative covariance factor of all terms of one grouping factor."""
-    q = sum(T.shape[0] for T in Ts)
-    out = np.zeros((q, q))
-    pos = 0
-    for T in Ts:
-        k = T.shape[0]
-        out[pos:pos + k, pos:pos + k] = T
-        pos += k
-    return out
-
-
-def split_factor_blocks(structure: ReStructure, by_factor: dict[str, np.ndarray]
-                        ) -> list[np.ndarray]:
-    """Per block, its (G, q_k, q_k) diagonal sub-block of its factor's (G, q_f, q_f) array."""
-    out, pos = [], {f: 0 for f in by_factor}
-    for b in structure.blocks:
-        lo = pos[b.factor]
-        out.append(by_factor[b.factor][:, lo:lo + b.q, lo:lo + b.q])
-        pos[b.factor] = lo + b.q
-    return out
 
 
 __all__ = ["PLS", "SparseDeviance", "profiled_deviance", "sigma2_hat", "dof", "schur_solution",

@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
 
 from mlteach.design import (Design, assert_full_rank, check_columns, fixed_design,
                             formula_variables)
@@ -21,32 +20,18 @@ from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeErro
                             warn)
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.mixed.formula import MixedFormula, parse_mixed_formula
-from mlteach.mixed.offset import Offset, build_offset, offset_variables
-from mlteach.mixed.optimize import Optimum, minimize_deviance
+from mlteach.mixed.offset import Offset, build_offset
+from mlteach.mixed.optimize import SINGULAR_TOL, Optimum, check_fit, minimize_deviance
 from mlteach.lmm.result import LMMResult
 from mlteach.lmm.single import SingleFactorDeviance
-from mlteach.mixed.structure import ReStructure, build_structure
+from mlteach.mixed.structure import ReStructure, build_structure, random_variables
 
 Method = Literal["auto", "single", "sparse"]
-# lme4's isSingular(tol = 1e-4), applied to θ on the unit scale (`ReStructure.theta_scale`):
-# the same verdict for intercepts, and for slopes one that does not depend on the covariate's
-# units (lme4's, on θ itself, calls a slope of x in millions singular when its θ is 1e-5).
-SINGULAR_TOL = 1e-4
 # A random-effect column whose residual after projection on span(X) is below this share of
 # its length lies in span(X) (`check_confounding`).
 CONFOUND_RTOL = 1e-8
 # A criterion whose values over the whole search differ by less than this (relative) is flat.
 FLAT_RTOL = 1e-9
-
-
-def random_variables(parsed: MixedFormula) -> list[str]:
-    """Columns the random part and the offsets need: grouping columns, variables of the block
-    expressions and of the ``offset()`` terms."""
-    names: list[str] = []
-    for term in parsed.random:
-        names += formula_variables(Formula(term.expr)) + list(term.factor)
-    names += offset_variables(parsed.offsets)
-    return list(dict.fromkeys(names))
 
 
 def deviance_function(design: Design, structure: ReStructure, method: Method = "auto",
@@ -124,13 +109,7 @@ def _check_sizes(design: Design, structure: ReStructure) -> None:
     n, p = design.X.shape
     if n <= p:
         raise DataTypeError(f"{n} rows for {p} fixed effects: the model needs more rows.")
-    for b in structure.blocks:
-        if b.n_effects >= n:
-            raise GroupingError(
-                f"The term '({b.term.expr} | {b.factor})' has {b.n_effects} random effects "
-                f"({b.groups.n_groups} groups × {b.q} terms) but there are only {n} rows: the "
-                f"random effects cannot be told apart from the residual. Use fewer random terms "
-                f"or a grouping with fewer levels.")
+    # a term with as many random effects as rows: `mlteach.mixed.structure.build_structure`
 
 
 def _fixed_terms_of(design: Design, columns: np.ndarray) -> list[str]:
@@ -204,60 +183,6 @@ def _raise_confounded(design: Design, block, name: str, E: np.ndarray) -> None:
         f"give every level of {block.factor!r} its own {own}, so the data cannot say how much "
         f"the levels vary around the average and that variance cannot be estimated (the "
         f"criterion would be flat in it). Drop {fixed} from the fixed part, or drop {drop}.")
-
-
-def check_fit(opt: Optimum, structure: ReStructure) -> bool:
-    """Warn in plain words about boundary fits and doubtful convergence; return `converged`."""
-    converged = True
-    if opt.flat:
-        warn(
-            "The optimiser could not estimate the random-effect variances: the criterion "
-            "(deviance) is the same for every value it tried (a flat criterion), so the reported "
-            "variances are only where the search started (equal to the residual variance). "
-            "The data carry "
-            "no information about them, e.g. because the fixed part already contains the "
-            "random terms. Simplify the random effects or remove fixed terms that duplicate "
-            "them.", ConvergenceWarning)
-        return False
-    theta_unit = structure.to_unit_scale(opt.theta)
-    scale = max(1.0, float(np.max(np.abs(theta_unit))))
-    # the Newton step left, relative to θ̃ (a random-effect SD of 6000σ is known to 1e-3·6000)
-    if opt.scaled_gradient > 1e-3 * scale or np.any(opt.gradient[opt.at_bound] < -1e-3):
-        converged = False
-        warn(
-            f"The optimiser may not have found the best estimates: the deviance still slopes at "
-            f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
-            f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
-            f"effects.", ConvergenceWarning)
-    if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
-        converged = False
-        warn(
-            "The fit may sit at a saddle point rather than a maximum of the likelihood (the "
-            "Hessian of the deviance is not positive definite). Simplify the random effects or "
-            "rescale covariates.", ConvergenceWarning)
-    # on the unit scale (columns of Z with RMS 1), so the verdict does not depend on units
-    for block, T in zip(structure.blocks, structure.factors_T(theta_unit)):
-        diag = np.diag(T)
-        if not np.any(diag < SINGULAR_TOL):
-            continue
-        relative_var = np.diag(T @ T.T)  # variances in units of σ² (unit-scale columns)
-        zero = [c for c, v in zip(block.columns, relative_var) if v < SINGULAR_TOL ** 2]
-        where = f"'({block.term.expr} | {block.factor})'"
-        if zero:
-            what = " and ".join(repr(z) for z in zero)
-            kind = "intercept" if zero == ["Intercept"] else "effect"
-            warn(
-                f"The random-{kind} variance of {what} by {block.factor!r} is estimated at zero "
-                f"(a boundary, or 'singular', fit): these data show no evidence that it differs "
-                f"between groups of {block.factor!r}. Consider dropping it from {where}.",
-                BoundaryFitWarning)
-        else:
-            warn(
-                f"The random effects in {where} are perfectly correlated (a correlation "
-                f"estimated at ±1: a boundary, or 'singular', fit): the data cannot separate "
-                f"them. Consider uncorrelated effects ('||') or dropping a random slope.",
-                BoundaryFitWarning)
-    return converged
 
 
 def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "auto",

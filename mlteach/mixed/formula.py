@@ -172,11 +172,12 @@ def _block_exprs(expr: str, pos: int, full: str, uncorrelated: bool) -> list[str
     return ["1" if t == "1" else f"0 + {t}" for t in terms]
 
 
-def parse_mixed_formula(text: str) -> MixedFormula:
+def parse_mixed_formula(text: str, without: str = "mlteach.ols") -> MixedFormula:
     """Split ``y ~ fixed + (expr | group) + ...`` into the fixed part and random-effect blocks.
 
     Raises `FormulaSyntaxError`, pointing at the offending token, for unbalanced parentheses,
-    an empty side of a bar, a bar outside parentheses, or a formula without a random term.
+    an empty side of a bar, a bar outside parentheses, or a formula without a random term
+    (whose message suggests `without`, the tool for a model with no random effects).
     """
     if not isinstance(text, str) or "~" not in text:
         raise FormulaSyntaxError(
@@ -219,7 +220,7 @@ def parse_mixed_formula(text: str) -> MixedFormula:
     if not random:
         raise FormulaSyntaxError(
             f"The formula {text!r} has no random-effect term such as '(1 | group)'. Add one, or "
-            f"fit a model without random effects with mlteach.ols.")
+            f"fit a model without random effects with {without}.")
     lhs, pair = _response(lhs, text)
     fixed = f"{lhs} ~ {' + '.join(fixed_terms) if fixed_terms else '1'}"
     return MixedFormula(text=text, fixed=fixed, random=tuple(random), offsets=tuple(offsets),
@@ -236,19 +237,21 @@ def _call_of(text: str, name: str) -> str | None:
 
 
 def _response(lhs: str, full: str) -> tuple[str, tuple[str, str] | None]:
-    """The outcome; for ``cbind(s, f)`` the successes column and the (s, f) pair."""
+    """The outcome; for ``cbind(s, f)`` the successes and the (s, f) pair.
+
+    Each side is a column name (backticks removed) or an expression of columns, as lme4's
+    ``cbind(incidence, size - incidence)``.
+    """
     lhs = lhs.strip()
     inner = _call_of(lhs, "cbind")
     if inner is None:
         return lhs, None
     parts = [p.strip() for p in _split_outside_backticks(inner, ",")]
-    names = [_NAME.match(p) for p in parts]
-    if len(parts) != 2 or not all(names):
-        raise _pointer(full, 0, f"cbind() on the left of '~' takes two column names, the "
+    if len(parts) != 2 or not all(parts):
+        raise _pointer(full, 0, f"cbind() on the left of '~' takes two arguments, the "
                                 f"successes and the failures, e.g. 'cbind(incidence, "
-                                f"healthy) ~ period + (1 | herd)'; got {lhs!r}. For a "
-                                f"computed column, add it to the data first.")
-    s, f = (m.group(1)[1:-1] if m.group(1).startswith("`") else m.group(1) for m in names)
+                                f"size - incidence) ~ period + (1 | herd)'; got {lhs!r}.")
+    s, f = (p[1:-1] if _NAME.match(p) and p.startswith("`") else p for p in parts)
     return s, (s, f)
 
 

@@ -46,10 +46,15 @@ def offset_variables(exprs: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_offset(exprs: tuple[str, ...], data: pd.DataFrame) -> Offset:
-    """Encode each ``offset(expr)`` on the rows used; an expression must give one number a row."""
+def build_offset(exprs: tuple[str, ...], data: pd.DataFrame, label: str = "offset") -> Offset:
+    """Encode each ``offset(expr)`` on the rows used; an expression must give one number a row.
+
+    `label` names what the expression is in messages: ``offset`` (as ``offset(expr)``), or e.g.
+    ``failures`` for the second argument of a ``cbind()`` outcome.
+    """
     specs = []
     for expr in exprs:
+        shown = f"offset({expr})" if label == "offset" else expr
         formula = parse_formula(f"0 + I({expr})")
         variables = formula_variables(formula)
         check_columns(data, variables, "variable")
@@ -57,14 +62,15 @@ def build_offset(exprs: tuple[str, ...], data: pd.DataFrame) -> Offset:
             col = data[name]
             if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
                 raise DataTypeError(
-                    f"The offset 'offset({expr})' uses {name!r}, which is not numeric "
-                    f"({col.dtype}): an offset is a number added to the linear predictor, "
-                    f"e.g. offset(log(exposure)) with exposure a positive number.")
+                    f"The {label} '{shown}' uses {name!r}, which is not numeric "
+                    f"({col.dtype}): " + ("an offset is a number added to the linear "
+                    "predictor, e.g. offset(log(exposure)) with exposure a positive number."
+                    if label == "offset" else f"the {label} must be numbers."))
         frame = _text_as_object(data[variables].copy()) if variables else data
         mm = encode_formula(formula, frame, na_action="ignore")
         if mm.shape[1] != 1:
             raise FormulaSyntaxError(
-                f"'offset({expr})' gives {mm.shape[1]} columns; an offset must be one number "
+                f"'{shown}' gives {mm.shape[1]} columns; the {label} must be one number "
                 f"per row (a single expression such as log(exposure)).")
         specs.append(mm.model_spec)
         _check_finite(mm, mm.model_spec, frame, formula, "the data")

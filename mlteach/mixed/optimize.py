@@ -21,6 +21,14 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from mlteach.errors import BoundaryFitWarning, ConvergenceWarning, warn
+from mlteach.mixed.structure import ReStructure
+
+# lme4's isSingular(tol = 1e-4), applied to θ on the unit scale (`ReStructure.theta_scale`):
+# the same verdict for intercepts, and for slopes one that does not depend on the covariate's
+# units (lme4's, on θ itself, calls a slope of x in millions singular when its θ is 1e-5).
+SINGULAR_TOL = 1e-4
+
 Objective = Callable[[np.ndarray], float]
 ObjectiveGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 Derivatives = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
@@ -207,7 +215,8 @@ def _escape_bound_saddle(f: Objective, fg: ObjectiveGradient | None, x: np.ndarr
     slope there is zero even when it *decreases* inside (negative curvature): a saddle on the
     boundary, where a quasi-Newton search whose first step overshoots to the bound stops (e.g.
     a random intercept SD of 0.07σ, whose deviance is within 2e-3 of the boundary value). Probe
-    the held coordinates with negative curvature at a grid of values inside, and search again
+    the coordinates at the bound with negative curvature (held, or "free" only because a
+    rounding-level slope points inside) at a grid of values inside, and search again
     from the best probe. Returns (x, f(x), evaluations, message), or None when no probe helps.
     """
     neg = held & (lower == 0) & (np.diag(H) < 0)
@@ -272,7 +281,7 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
         free = _free(g, at_bound)
         if attempt == 3:
             break
-        escaped = _escape_bound_saddle(f, fg, x, fx, lower, H, at_bound & ~free)
+        escaped = _escape_bound_saddle(f, fg, x, fx, lower, H, at_bound)
         if escaped is None:
             break
         x, fx, n, message = escaped
@@ -295,5 +304,63 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
                    message=message)
 
 
-__all__ = ["Optimum", "minimize_deviance", "polish", "fd_derivatives",
+def check_fit(opt: Optimum, structure: ReStructure, theta: np.ndarray | None = None) -> bool:
+    """Warn in plain words about boundary fits and doubtful convergence; return `converged`.
+
+    `theta` is θ in the original units when the optimum's coordinates hold more than θ (the
+    GLMM's search over θ and β together); by default the optimum's own coordinates.
+    """
+    converged = True
+    if opt.flat:
+        warn(
+            "The optimiser could not estimate the random-effect variances: the criterion "
+            "(deviance) is the same for every value it tried (a flat criterion), so the reported "
+            "variances are only where the search started (equal to the residual variance). "
+            "The data carry "
+            "no information about them, e.g. because the fixed part already contains the "
+            "random terms. Simplify the random effects or remove fixed terms that duplicate "
+            "them.", ConvergenceWarning)
+        return False
+    theta_unit = structure.to_unit_scale(opt.theta if theta is None else theta)
+    scale = max(1.0, float(np.max(np.abs(theta_unit))))
+    # the Newton step left, relative to θ̃ (a random-effect SD of 6000σ is known to 1e-3·6000)
+    if opt.scaled_gradient > 1e-3 * scale or np.any(opt.gradient[opt.at_bound] < -1e-3):
+        converged = False
+        warn(
+            f"The optimiser may not have found the best estimates: the deviance still slopes at "
+            f"the end point (scaled gradient {opt.scaled_gradient:.2g}; a failure to converge). "
+            f"Rescale covariates (e.g. centre and divide by the SD), or simplify the random "
+            f"effects.", ConvergenceWarning)
+    if np.isfinite(opt.hessian_min_eig) and opt.hessian_min_eig < -1e-6 * scale:
+        converged = False
+        warn(
+            "The fit may sit at a saddle point rather than a maximum of the likelihood (the "
+            "Hessian of the deviance is not positive definite). Simplify the random effects or "
+            "rescale covariates.", ConvergenceWarning)
+    # on the unit scale (columns of Z with RMS 1), so the verdict does not depend on units
+    for block, T in zip(structure.blocks, structure.factors_T(theta_unit)):
+        diag = np.diag(T)
+        if not np.any(diag < SINGULAR_TOL):
+            continue
+        relative_var = np.diag(T @ T.T)  # variances in units of σ² (unit-scale columns)
+        zero = [c for c, v in zip(block.columns, relative_var) if v < SINGULAR_TOL ** 2]
+        where = f"'({block.term.expr} | {block.factor})'"
+        if zero:
+            what = " and ".join(repr(z) for z in zero)
+            kind = "intercept" if zero == ["Intercept"] else "effect"
+            warn(
+                f"The random-{kind} variance of {what} by {block.factor!r} is estimated at zero "
+                f"(a boundary, or 'singular', fit): these data show no evidence that it differs "
+                f"between groups of {block.factor!r}. Consider dropping it from {where}.",
+                BoundaryFitWarning)
+        else:
+            warn(
+                f"The random effects in {where} are perfectly correlated (a correlation "
+                f"estimated at ±1: a boundary, or 'singular', fit): the data cannot separate "
+                f"them. Consider uncorrelated effects ('||') or dropping a random slope.",
+                BoundaryFitWarning)
+    return converged
+
+
+__all__ = ["Optimum", "minimize_deviance", "check_fit", "SINGULAR_TOL", "polish", "fd_derivatives",
            "gradient_derivatives"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from formulaic import ModelSpec
+from formulaic import Formula, ModelSpec
 from formulaic.errors import FactorEvaluationError
 
 from mlteach.design import (
@@ -38,7 +38,8 @@ from mlteach.design import (
     refuse_unused_categories,
 )
 from mlteach.errors import DataTypeError, FormulaSyntaxError, GroupingError, MlteachWarning, warn
-from mlteach.mixed.formula import RandomTerm
+from mlteach.mixed.formula import MixedFormula, RandomTerm
+from mlteach.mixed.offset import offset_variables
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,35 @@ class ReStructure:
             out.append(T)
         return out
 
+    @property
+    def n_effects(self) -> int:
+        """q = Σ_k G_k q_k, the number of random effects (columns of Z)."""
+        return sum(b.n_effects for b in self.blocks)
+
+    def lambda_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row, column and θ-index of every structural non-zero of Λ_θ (lme4's ``Lind``)."""
+        rows, cols, ind = [], [], []
+        offset = 0
+        for b in self.blocks:
+            r, c = b.lower_tri()
+            G = b.groups.n_groups
+            base = offset + np.arange(G)[:, None] * b.q
+            rows.append((base + r[None, :]).ravel())
+            cols.append((base + c[None, :]).ravel())
+            ind.append(np.tile(np.arange(b.theta_slice.start, b.theta_slice.stop), G))
+            offset += b.n_effects
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(ind)
+
+    def factor_positions(self) -> dict[str, np.ndarray]:
+        """Per grouping factor, the (G, q_f) positions in u of its random effects: level by
+        level, the terms of all its blocks in formula order (one row per level)."""
+        offsets = np.cumsum([0] + [b.n_effects for b in self.blocks])
+        out: dict[str, list[np.ndarray]] = {}
+        for b, lo in zip(self.blocks, offsets[:-1]):
+            pos = lo + np.arange(b.groups.n_groups)[:, None] * b.q + np.arange(b.q)[None, :]
+            out.setdefault(b.factor, []).append(pos)
+        return {f: np.hstack(parts) for f, parts in out.items()}
+
     def row_scaled(self, scale: np.ndarray) -> "ReStructure":
         """The same structure with each row of every block's Z multiplied by `scale` (prior
         weights enter a linear mixed model as √w_i times each row)."""
@@ -193,15 +223,109 @@ class ReStructure:
         return sp.hstack(mats, format="csc")
 
 
-def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame) -> ReStructure:
-    """Encode each random-effect block on the rows used, check its grouping, place it in θ."""
+def conditional_covariances(structure: ReStructure, A: sp.spmatrix, theta: np.ndarray,
+                            sigma2: float) -> dict[str, np.ndarray]:
+    """Per grouping factor, the (G, q_f, q_f) conditional covariances σ² T_f (A⁻¹)_jj T_f'
+    of each level's random effects (all terms of the factor, T_f = ⊕ of its T_k), from
+    A = Λ'Z'WZΛ + I (W = I for a linear mixed model; σ² = 1 for a GLMM).
+
+    These are lme4's ``condVar`` blocks (for ``||`` terms lme4 gives only the diagonal
+    sub-blocks; here the covariance between them is kept). Only the per-level diagonal
+    blocks of A⁻¹ are needed. Order u with the effects of the factor with most effects
+    first, level by level: A = [[A₁₁, A₁₂], [A₂₁, A₂₂]] has A₁₁ block diagonal (one
+    q_f × q_f block per level: different levels of one factor share no rows), so with
+    W = A₁₁⁻¹A₁₂ and S = A₂₂ − A₂₁W (dense, the size of the other factors' effects):
+
+        (A⁻¹)₁₁ = A₁₁⁻¹ + W S⁻¹ W',   (A⁻¹)₂₂ = S⁻¹.
+    """
+    positions = structure.factor_positions()
+    factors = list(positions)
+    big = max(factors, key=lambda f: positions[f].size)
+    others = [f for f in factors if f != big]
+    idx1 = positions[big].ravel()
+    idx2 = np.concatenate([positions[f].ravel() for f in others]) if others else idx1[:0]
+    A = A.tocsr()
+    G1, q1 = positions[big].shape
+    rows, cols = np.broadcast_arrays(
+        np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, :, None],
+        np.arange(G1)[:, None, None] * q1 + np.arange(q1)[None, None, :])
+    A11_sp = A[idx1][:, idx1]
+    A11_blocks = np.asarray(A11_sp[rows.ravel(), cols.ravel()]).reshape(G1, q1, q1)
+    A11_inv = np.linalg.inv(A11_blocks)
+    inv_blocks = {big: A11_inv}
+    if idx2.size:
+        A12 = A[idx1][:, idx2].toarray()                       # (G1·q1, q2) dense
+        W = np.einsum("gab,gbm->gam", A11_inv, A12.reshape(G1, q1, -1))
+        W = W.reshape(G1 * q1, -1)
+        S = A[idx2][:, idx2].toarray() - A12.T @ W
+        S_inv = np.linalg.inv(S)
+        M = (W @ S_inv).reshape(G1, q1, -1)
+        Wg = W.reshape(G1, q1, -1)
+        inv_blocks[big] = A11_inv + np.einsum("gam,gbm->gab", M, Wg)
+        pos = 0
+        for f in others:
+            G, q = positions[f].shape
+            r = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, :, None]
+            c = pos + np.arange(G)[:, None, None] * q + np.arange(q)[None, None, :]
+            inv_blocks[f] = S_inv[r, c]
+            pos += G * q
+    Ts = structure.factors_T(theta)
+    out = {}
+    for f in factors:
+        Tf = block_diag_T([T for T, b in zip(Ts, structure.blocks) if b.factor == f])
+        out[f] = sigma2 * Tf[None] @ inv_blocks[f] @ Tf.T[None]
+    return out
+
+
+def block_diag_T(Ts: list[np.ndarray]) -> np.ndarray:
+    """⊕ T_k: the relative covariance factor of all terms of one grouping factor."""
+    q = sum(T.shape[0] for T in Ts)
+    out = np.zeros((q, q))
+    pos = 0
+    for T in Ts:
+        k = T.shape[0]
+        out[pos:pos + k, pos:pos + k] = T
+        pos += k
+    return out
+
+
+def split_factor_blocks(structure: ReStructure, by_factor: dict[str, np.ndarray]
+                        ) -> list[np.ndarray]:
+    """Per block, its (G, q_k, q_k) diagonal sub-block of its factor's (G, q_f, q_f) array."""
+    out, pos = [], {f: 0 for f in by_factor}
+    for b in structure.blocks:
+        lo = pos[b.factor]
+        out.append(by_factor[b.factor][:, lo:lo + b.q, lo:lo + b.q])
+        pos[b.factor] = lo + b.q
+    return out
+
+
+def random_variables(parsed: MixedFormula) -> list[str]:
+    """Columns the random part and the offsets need: grouping columns, variables of the block
+    expressions and of the ``offset()`` terms."""
+    names: list[str] = []
+    for term in parsed.random:
+        names += formula_variables(Formula(term.expr)) + list(term.factor)
+    names += offset_variables(parsed.offsets)
+    return list(dict.fromkeys(names))
+
+
+def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame,
+                    allow_one_per_group: bool = False) -> ReStructure:
+    """Encode each random-effect block on the rows used, check its grouping, place it in θ.
+
+    `allow_one_per_group`: a factor with one row per level is allowed (a GLMM's observation-
+    level random effect: over-dispersion); in a linear mixed model it would duplicate the
+    residual and is an error.
+    """
     blocks = []
     start = 0
     nobs = len(data)
     for term in terms:
         check_term(term, data)
         groups = GroupIndex.from_data(data, list(term.factor))
-        check_grouping(groups, nobs, role="grouping factor")
+        check_grouping(groups, nobs, role="grouping factor",
+                       allow_one_per_group=allow_one_per_group)
         columns = _plain_expression(term.expr, data)
         if columns is not None:
             Z, spec = _plain_columns(columns, data), None
@@ -211,9 +335,24 @@ def build_structure(terms: tuple[RandomTerm, ...], data: pd.DataFrame) -> ReStru
         k = len(columns) * (len(columns) + 1) // 2
         blocks.append(Block(term=term, Z=Z, columns=columns, groups=groups,
                             spec=spec, theta_slice=slice(start, start + k)))
+        _check_identifiable(blocks[-1], nobs, allow_one_per_group)
         start += k
     _check_duplicate_columns(blocks)
     return ReStructure(tuple(blocks))
+
+
+def _check_identifiable(block: Block, nobs: int, allow_one_per_group: bool) -> None:
+    """lme4's check.nobs.vs.nRE: a term with as many random effects as rows (LMM: with at
+    least as many; GLMM, no residual variance: with more) cannot be estimated."""
+    n_re = block.groups.n_groups * len(block.columns)
+    if n_re > nobs or (n_re == nobs and not allow_one_per_group):
+        term = f"({block.term.expr} | {block.term.factor_name})"
+        extra = "" if allow_one_per_group else " and the residual variance"
+        raise GroupingError(
+            f"The term {term} has {n_re} random effects ({block.groups.n_groups} groups × "
+            f"{len(block.columns)} per group) for {nobs} rows: its variance parameters{extra} "
+            f"cannot be estimated (lme4 stops here too). Drop random slopes from the term, "
+            f"e.g. (1 | {block.term.factor_name}), or use a grouping with fewer levels.")
 
 
 def check_term(term: RandomTerm, data: pd.DataFrame) -> None:
@@ -328,4 +467,5 @@ def _check_duplicate_columns(blocks: list[Block]) -> None:
             seen[key] = c
 
 
-__all__ = ["Block", "ReStructure", "build_structure", "check_term"]
+__all__ = ["Block", "ReStructure", "build_structure", "check_term", "conditional_covariances",
+           "block_diag_T", "split_factor_blocks", "random_variables"]
