@@ -37,6 +37,7 @@ from scipy import linalg
 from scipy.sparse.linalg import splu
 
 from mlteach.glmm.family import Family
+from mlteach.mixed.blocked import BlockedFactor, BlockedPattern
 from mlteach.mixed.optimize import Optimum, fd_derivatives, minimize_deviance
 from mlteach.mixed.structure import ReStructure
 
@@ -69,9 +70,9 @@ class LaplaceDeviance:
     ZΛ_θ is kept row by row: row i has r = Σ_k q_k non-zeros, the values z_ik'T_k of each
     block k at the columns of its level j_k(i) (fixed), so ZΛu, Λ'Z's and the non-zeros of
     A = Λ'Z'WZΛ + I are weighted sums over those r values (O(n r²) array operations, no
-    sparse matrix products). A is factored by SuperLU in symmetric mode (A is symmetric
-    positive definite, so det A is the product of U's diagonal). The modes of the last
-    evaluation start the next.
+    sparse matrix products). A is factored by blocks (`mlteach.mixed.blocked`: the factor
+    with most effects first, a dense Schur complement for the others) or, when the others are
+    too many, by SuperLU in symmetric mode. The modes of the last evaluation start the next.
     """
 
     def __init__(self, family: Family, y: np.ndarray, trials: np.ndarray, X: np.ndarray,
@@ -80,11 +81,14 @@ class LaplaceDeviance:
         self.const = float(const.sum())
         self.structure = structure
         self.q = structure.n_effects
-        cols, start = [], 0
+        cols, start, layout, pos = [], 0, [], 0
         for b in structure.blocks:
             cols.append(start + b.groups.codes[:, None] * b.q + np.arange(b.q)[None, :])
+            layout.append((start, b.groups.n_groups, b.q, np.arange(pos, pos + b.q)))
             start += b.n_effects
+            pos += b.q
         self._C = np.hstack(cols)                                   # (n, r) columns of ZΛ
+        self._blocked = BlockedPattern.choose(self._C, layout, self.q)
         n, r = self._C.shape
         # the non-zeros of A: every pair of a row's columns, plus the diagonal
         keys = (self._C[:, :, None] * self.q + self._C[:, None, :]).ravel()
@@ -119,9 +123,13 @@ class LaplaceDeviance:
         data[self._diag_pos] += 1.0
         return sp.csc_matrix((data, self._A_indices, self._A_indptr), shape=(self.q, self.q))
 
-    def _factor(self, A: sp.csc_matrix):
-        return splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                    options={"SymmetricMode": True})
+    def _factor(self, V: np.ndarray, w: np.ndarray) -> "BlockedFactor | _SparseFactor":
+        """A factored: by blocks where the other factors' effects are few enough for a dense
+        Schur complement (`mlteach.mixed.blocked`), else by SuperLU in symmetric mode."""
+        if self._blocked is not None:
+            return self._blocked.factor(V, w)
+        return _SparseFactor(splu(self.A(V, w), permc_spec="MMD_AT_PLUS_A",
+                                  diag_pivot_thresh=0.0, options={"SymmetricMode": True}))
 
     def _penalised(self, eta: np.ndarray, u: np.ndarray) -> float:
         return float(np.sum(self.family.loglik_any(eta, self.y, self.m))) - 0.5 * float(u @ u)
@@ -142,7 +150,7 @@ class LaplaceDeviance:
         for it in range(1, PIRLS_MAXITER + 1):
             score, w = self.family.working(eta, self.y, self.m)
             g = self._transpose_times(V, score) - u
-            lu = self._factor(self.A(V, w))
+            lu = self._factor(V, w)
             step = lu.solve(g)
             decrement = float(g @ step)
             if decrement < PIRLS_TOL and (self.family.canonical
@@ -151,7 +159,7 @@ class LaplaceDeviance:
                 u = u + step
                 eta = eta_fixed + self._times_u(V, u)
                 _, w = self.family.working(eta, self.y, self.m)
-                lu = self._factor(self.A(V, w))
+                lu = self._factor(V, w)
                 converged = True
                 break
             t = 1.0
@@ -163,7 +171,7 @@ class LaplaceDeviance:
                     break
                 t /= 2
             u, eta, obj = u_new, eta_new, obj_new
-        logdet = float(np.log(np.abs(lu.U.diagonal())).sum())
+        logdet = lu.logdet
         cond = float(np.sum(self.family.loglik_any(eta, self.y, self.m))) + self.const
         if np.all(np.isfinite(u)):
             self._u = u
@@ -179,6 +187,18 @@ class LaplaceDeviance:
         """A = Λ'Z'WZΛ + I at the modes (for conditional variances)."""
         _, w = self.family.working(modes.eta, self.y, self.m)
         return self.A(self.values(theta), w)
+
+
+class _SparseFactor:
+    """SuperLU's factor of A (symmetric positive definite: det A is the product of U's
+    diagonal), with the interface of `BlockedFactor`."""
+
+    def __init__(self, lu):
+        self._lu = lu
+        self.logdet = float(np.log(np.abs(lu.U.diagonal())).sum())
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        return self._lu.solve(g)
 
 
 @dataclass(frozen=True)
@@ -213,7 +233,10 @@ def fit_laplace(dev: LaplaceDeviance, beta_start: np.ndarray, information: np.nd
     lower = np.concatenate([structure.theta_lower(), np.full(p, -np.inf)])
     start = np.concatenate([structure.theta_start(), np.zeros(p)])
     opt = minimize_deviance(f, start, lower)
-    g, H, at_bound, _ = fd_derivatives(f, opt.theta, lower)
+    if opt.hessian is not None:        # the optimiser's last Hessian: at or next to θ̂, β̂
+        H, at_bound = opt.hessian, opt.near_bound
+    else:
+        _, H, at_bound, _ = fd_derivatives(f, opt.theta, lower)
     free = ~(opt.at_bound | at_bound)
     free[k:] = True
     cov_x = np.full((k + p, k + p), np.nan)

@@ -47,6 +47,8 @@ class Optimum:
     nfev: int
     message: str
     flat: bool = False   # the criterion took the same value everywhere the search looked
+    hessian: np.ndarray | None = None      # the Hessian of the last check (at or next to x)
+    near_bound: np.ndarray | None = None   # coordinates within a difference step of the bound
 
 
 def _steps(x: np.ndarray) -> np.ndarray:
@@ -129,13 +131,17 @@ def _free(g: np.ndarray, at_bound: np.ndarray) -> np.ndarray:
 
 
 def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndarray,
-           max_iter: int = 8, step_tol: float = 1e-9
+           max_iter: int = 8, step_tol: float = 1e-9, decrease_tol: float = 0.0
            ) -> tuple[np.ndarray, float, int, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """Projected Newton steps from x with backtracking; stops when a step no longer helps.
 
     Returns (x, f(x), evaluations, derivatives at x or None). Stopping because the Newton step
     left is below `step_tol` (relative to |x|) keeps the derivatives just computed at x, so the
-    final check does not have to compute them again.
+    final check does not have to compute them again. With finite-difference derivatives the
+    gradient is only as good as the noise of f allows, so the step never falls below 1e-9:
+    there a step whose predicted decrease ½g'H⁻¹g is below `decrease_tol` is the last one (it
+    is taken, and the derivatives from just before it are returned: it moved x by about the
+    precision the differences have).
     """
     fx = f(x)
     nfev = 1
@@ -155,6 +161,13 @@ def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndar
             return x, fx, nfev, (g, H, at_bound)
         step = np.zeros_like(x)
         step[free] = step_f
+        if -0.5 * float(g[free] @ step_f) < decrease_tol:
+            cand = np.maximum(x + step, lower)
+            fc = f(cand)
+            nfev += 1
+            if fc <= fx + 1e-12 * max(1.0, abs(fx)):
+                x, fx = cand, min(fc, fx)
+            return x, fx, nfev, (g, H, at_bound)
         # Within rounding of the optimum the deviance cannot tell a better point from a worse
         # one (it changes in its 14th digit): a full Newton step whose predicted decrease is
         # below that noise is taken unless the deviance rises beyond the noise. The gradient
@@ -268,8 +281,10 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
             nfev += n
             if fs < fx - 1e-10 * max(1.0, abs(fx)):
                 x, fx, message = xs, fs, msg
+    # finite differences: stop polishing where the predicted gain is at the noise of f
+    decrease_tol = 0.0 if fg is not None else 1e-14 * max(1.0, abs(fx))
     for attempt in range(4):
-        x, fx, n, derivs = polish(f, derivatives, x, lower)
+        x, fx, n, derivs = polish(f, derivatives, x, lower, decrease_tol=decrease_tol)
         nfev += n
         x_snapped, fx, n = snap_to_bound(f, x, fx, lower)
         nfev += n
@@ -301,7 +316,7 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
         min_eig = min(min_eig, float(np.min(np.diag(H)[held])))
     return Optimum(theta=x, value=float(fx), gradient=g, scaled_gradient=scaled,
                    hessian_min_eig=min_eig, at_bound=at_bound & ~free, nfev=int(nfev),
-                   message=message)
+                   message=message, hessian=H, near_bound=at_bound)
 
 
 def check_fit(opt: Optimum, structure: ReStructure, theta: np.ndarray | None = None) -> bool:
