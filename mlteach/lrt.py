@@ -45,7 +45,8 @@ def _check_fit(fit: Any, role: str) -> None:
     if missing:
         raise ModelComparisonError(
             f"The {role} model is a {type(fit).__name__}, which lacks {', '.join(missing)}. "
-            f"lrt() compares two fits returned by mlteach.lmm(formula, data, reml=False)."
+            f"lrt() compares two fits returned by mlteach.lmm(formula, data, reml=False) "
+            f"or two by mlteach.glmm (Laplace or AGQ)."
         )
 
 
@@ -57,7 +58,8 @@ def random_terms(fit: Any) -> dict[str, list[str]]:
     """
     cov = fit.cov_re
     if isinstance(cov, pd.DataFrame):
-        factors = list(fit.ngroups)
+        ng = fit.ngroups
+        factors = list(ng) if isinstance(ng, dict) else [str(getattr(fit, "group", "group"))]
         factor = factors[0] if len(factors) == 1 else "group"
         return {factor: [str(t) for t in cov.index]}
     return {str(f): [str(t) for t in c.index] for f, c in cov.items()}
@@ -318,7 +320,33 @@ class LRTResult:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_glmm_pair(smaller: Any, larger: Any) -> None:
+    """Two GLMMs compare only with the same family, link and likelihood approximation."""
+    glmm = [hasattr(f, "family") and hasattr(f, "method") for f in (smaller, larger)]
+    if not any(glmm):
+        return
+    if not all(glmm):
+        raise ModelComparisonError(
+            "lrt() cannot compare a linear mixed model with a GLMM: their likelihoods are of "
+            "different outcomes' distributions. Compare two mlteach.lmm fits or two "
+            "mlteach.glmm fits.")
+    for fit, role in ((smaller, "first"), (larger, "second")):
+        if fit.method == "pql":
+            raise ModelComparisonError(
+                f"The {role} model was fitted by PQL, which maximises no likelihood (its "
+                f"loglik is NaN), so no likelihood-ratio test exists. Refit both with "
+                f"method='laplace' (or 'agq').")
+    for attr, what in (("family", "family"), ("link", "link"), ("method", "method"),
+                       ("nagq", "number of quadrature nodes (nagq)")):
+        a, b = getattr(smaller, attr), getattr(larger, attr)
+        if a != b:
+            raise ModelComparisonError(
+                f"The two GLMMs differ in {what} ({a!r} and {b!r}): their log-likelihoods are "
+                f"not comparable. Refit them alike, e.g. both with method='laplace'.")
+
+
 def _check_comparable(smaller: Any, larger: Any) -> None:
+    _check_glmm_pair(smaller, larger)
     if int(smaller.nobs) != int(larger.nobs):
         raise ModelComparisonError(
             f"The models were fitted to different rows: the smaller to {smaller.nobs}, the "

@@ -8,7 +8,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlteach.results.base import OwnsTables, Summary, coef_table, confidence_interval
+from mlteach.results.base import (OwnsTables, Summary, coef_table, confidence_interval,
+                                  wald_statistics)
 from mlteach.design import check_columns
 from mlteach.errors import GroupingError, MlteachError
 from mlteach.glmm.model import GLMMData, MixedGLMMData
@@ -138,6 +139,47 @@ class GLMMResult(OwnsTables):
     def bic(self) -> float:
         """BIC = deviance + log(n) df_model (NaN for PQL)."""
         return self.deviance + np.log(self.nobs) * self.df_model
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """z = β̂ / SE by term (glmer's "z value")."""
+        return wald_statistics(self.fixef, self.bse)[0].rename("z")
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided normal p-values of `tvalues` (glmer's "Pr(>|z|)")."""
+        return wald_statistics(self.fixef, self.bse)[1]
+
+    @property
+    def fitted(self) -> pd.Series:
+        """In-sample fitted means on the response scale, with the random effects: the
+        probability of a success (binomial) or the expected count (Poisson); ``predict()``."""
+        return self.predict()
+
+    @property
+    def resid(self) -> pd.Series:
+        """Response residuals: the observed proportion of successes (binomial; y / trials) or
+        count (Poisson) minus `fitted`. lme4's ``residuals()`` default for glmer is deviance
+        residuals; these are its ``type = "response"``."""
+        observed = self.data.y / self.data.trials
+        return pd.Series(observed - self.fitted.to_numpy(), index=self.fitted.index,
+                         name="resid")
+
+    @property
+    def reml(self) -> bool:
+        """Always False: a GLMM is fitted by (approximate) maximum likelihood; `mlteach.lrt`
+        reads this to compare fits."""
+        return False
+
+    @property
+    def design(self):
+        """The fixed part's design (model matrix, rows used), as `mlteach.LMMResult.design`."""
+        return self.data.design
+
+    @property
+    def structure(self):
+        """The random-effects structure (None for the one-random-intercept path)."""
+        return self.data.structure if self._general else None
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals β̂ ± z·SE for the fixed effects (normal quantiles)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlteach.results.base import Summary, coef_table, confidence_interval
+from mlteach.results.base import Summary, coef_table, confidence_interval, wald_statistics
 from mlteach.design import Design
 from mlteach.errors import MlteachError, UnknownVariableError
 from mlteach.mixed.offset import Offset
@@ -251,6 +251,17 @@ class LMMResult:
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals β̂ ± z·SE for the fixed effects (lme4's ``confint(method = "Wald")``)."""
         return confidence_interval(self.fixef, self.bse, None, level)
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """t = β̂ / SE by term (lme4's "t value")."""
+        return wald_statistics(self.fixef, self.bse)[0]
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of `tvalues` from the normal distribution (as `to_frame`; with
+        few groups this is optimistic)."""
+        return wald_statistics(self.fixef, self.bse)[1]
 
     def to_frame(self, level: float = 0.95) -> pd.DataFrame:
         """Fixed effects: estimate, SE, t = estimate/SE, normal p-value and Wald interval.

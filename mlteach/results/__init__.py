@@ -67,6 +67,7 @@ from dataclasses import dataclass
 
 from mlteach.results.base import (
     CoefficientTable, OwnsTables, Summary, coef_table, confidence_interval, format_value, renamed,
+    wald_statistics,
 )
 from mlteach.results.tests import TestResult, wald_test
 
@@ -107,6 +108,6 @@ TEST_API: tuple[ResultName, ...] = tuple(
 
 __all__ = [
     "CoefficientTable", "OwnsTables", "Summary", "coef_table", "confidence_interval",
-    "format_value", "renamed", "TestResult", "wald_test", "RESULT_API", "TEST_API",
+    "format_value", "renamed", "wald_statistics", "TestResult", "wald_test", "RESULT_API", "TEST_API",
     "ResultName", "FAMILIES",
 ]

@@ -56,6 +56,15 @@ def coef_table(params: pd.Series, bse: pd.Series, df: float | None = None,
     })
 
 
+def wald_statistics(params: pd.Series, bse: pd.Series, df: float | None = None
+                    ) -> tuple[pd.Series, pd.Series]:
+    """(tvalues, pvalues): estimate / SE and its two-sided p-value (normal when `df` is None,
+    Student t with `df` degrees of freedom otherwise), by term."""
+    t = (params.astype(float) / bse.reindex(params.index).astype(float)).rename("t")
+    tail = stats.norm.sf(np.abs(t)) if df is None else stats.t.sf(np.abs(t), df)
+    return t, pd.Series(2 * tail, index=params.index, name="pvalue")
+
+
 def confidence_interval(params: pd.Series, bse: pd.Series, df: float | None = None,
                         level: float = 0.95) -> pd.DataFrame:
     """Wald intervals estimate ± q·SE with columns 'lower' and 'upper'."""
