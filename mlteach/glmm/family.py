@@ -94,7 +94,8 @@ class Family:
     def loglik(self, eta: np.ndarray, y: np.ndarray, m: np.ndarray) -> np.ndarray:
         """ℓ_i(η) without the constant, row by row (broadcasts over extra node columns)."""
         if self.name == "binomial":
-            return y * eta - m * np.logaddexp(0.0, eta)
+            # log(1 + e^η) = max(η, 0) + log1p(e^−|η|): no overflow, faster than logaddexp
+            return y * eta - m * (np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))))
         return y * eta - np.exp(eta)
 
     def derivatives(self, eta: np.ndarray, y: np.ndarray, m: np.ndarray

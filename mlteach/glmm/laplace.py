@@ -44,6 +44,9 @@ from mlteach.mixed.structure import ReStructure
 PIRLS_TOL = 1e-10
 PIRLS_MAXITER = 200
 PIRLS_STEP_TOL = 1e-11   # non-canonical links: largest Fisher step at the modes
+# Difference step (θ̃ on unit scale, β whitened: unit curvature): rounding noise of a deviance
+# summed over 1e5 rows stays 1e-4 of the Hessian; truncation error is h² ~ 1e-6 of it.
+FD_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -232,11 +235,11 @@ def fit_laplace(dev: LaplaceDeviance, beta_start: np.ndarray, information: np.nd
     p = len(beta_start)
     lower = np.concatenate([structure.theta_lower(), np.full(p, -np.inf)])
     start = np.concatenate([structure.theta_start(), np.zeros(p)])
-    opt = minimize_deviance(f, start, lower)
+    opt = minimize_deviance(f, start, lower, fd_floor=FD_FLOOR)
     if opt.hessian is not None:        # the optimiser's last Hessian: at or next to θ̂, β̂
         H, at_bound = opt.hessian, opt.near_bound
     else:
-        _, H, at_bound, _ = fd_derivatives(f, opt.theta, lower)
+        _, H, at_bound, _ = fd_derivatives(f, opt.theta, lower, FD_FLOOR)
     free = ~(opt.at_bound | at_bound)
     free[k:] = True
     cov_x = np.full((k + p, k + p), np.nan)
