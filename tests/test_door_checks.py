@@ -115,7 +115,7 @@ def test_string_dtype_predictor_is_categorical_text(d):
     fit = mlteach.ols("Reaction ~ S", d)
     assert "S[T.1]" in fit.params.index and fit.params.size == 10
     ref = mlteach.ols("Reaction ~ C(Days)", d)
-    np.testing.assert_allclose(fit.fittedvalues, ref.fittedvalues)
+    np.testing.assert_allclose(fit.fitted, ref.fittedvalues)
 
 
 def test_string_dtype_outcome_is_an_error(d):
