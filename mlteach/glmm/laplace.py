@@ -235,7 +235,7 @@ def fit_laplace(dev: LaplaceDeviance, beta_start: np.ndarray, information: np.nd
     p = len(beta_start)
     lower = np.concatenate([structure.theta_lower(), np.full(p, -np.inf)])
     start = np.concatenate([structure.theta_start(), np.zeros(p)])
-    opt = minimize_deviance(f, start, lower, fd_floor=FD_FLOOR)
+    opt = minimize_deviance(f, start, lower, fd_floor=FD_FLOOR, noise_stop=True)
     if opt.hessian is not None:        # the optimiser's last Hessian: at or next to θ̂, β̂
         H, at_bound = opt.hessian, opt.near_bound
     else:
