@@ -8,12 +8,18 @@ Each computational exercise is followed by a check cell. Put your result in a va
     answer = fit.params["ses"]
     mlteach.check("1.2", answer)       # "1.2" is exercise 1.2 (label ex-1-2 in the book)
 
-The check recomputes the right answer from the shipped data and says *correct*, *not yet* with a
-hint that names what is off (wrong sign, a variance where a standard deviation was asked, the
+In the full (instructor) edition of mlteach the check recomputes the right answer from the shipped
+data and says *correct*, *not yet* with a hint that names what is off (wrong sign, a variance where a standard deviation was asked, the
 between-group effect instead of the within-group one, a Series where one number was asked, ...),
 or *no answer yet* while ``answer`` is still ``None``. It never prints the answer itself. The
 result is truthy only when the answer is correct, so ``assert mlteach.check("1.2", answer)``
 works in scripts.
+
+In the student edition (``make student``) the package ships without ``mlteach/checks``: no
+reference answer and no code that computes one reaches the students. There the check says *no
+answer yet* while ``answer`` is ``None`` and otherwise *to be graded*: the instructor's
+autograder (nbgrader, with the full edition) checks the answer when the notebook is handed in.
+`has_reference_answers()` tells which edition is installed.
 
 For chapter authors: adding a check
 -----------------------------------
@@ -59,8 +65,9 @@ followed by the check's own ``hints`` (general advice, e.g. "Cluster by school."
 
 The exercise conventions (directives, ``solution`` and ``check`` cell tags) and the student
 edition are described in ``notebooks/README.md`` and on the book's page for instructors.
-Honest limit: the checks' source is readable, so a student can learn from it how an answer is
-computed; the checks are for self-assessment, not for grading.
+Honest limit: where the checks are installed their source is readable, so a student who has
+them can learn from it how an answer is computed; that is why the student edition leaves them
+out and grading runs them on the instructor's side.
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ import pandas as pd
 from mlteach.errors import DataTypeError, MlteachError
 
 __all__ = ["check", "register", "Expected", "CheckResult", "Check", "UnknownExerciseError",
-           "registered", "get", "exercise_id", "exercise_label"]
+           "registered", "get", "exercise_id", "exercise_label", "has_reference_answers"]
 
 _ID = re.compile(r"^(\d+)\.(\d+)$")
 _LABEL = re.compile(r"^ex-(\d+)-(\d+)$")
@@ -149,7 +156,16 @@ class Expected:
 
 # Mark and colour of each verdict, for the text and HTML displays.
 _STYLE = {"correct": ("✓", "#1a7f37"), "not yet": ("✗", "#b35900"),
-          "no answer yet": ("…", "#57606a")}
+          "no answer yet": ("…", "#57606a"), "to be graded": ("→", "#0550ae")}
+
+# What the student edition (no mlteach/checks) says about an answer it cannot check.
+TO_BE_GRADED = (
+    "This student edition of mlteach has no reference answers, so it cannot tell whether your "
+    "answer is right: your instructor's autograder checks it when you hand the notebook in. "
+    "Make sure `answer` holds what the exercise asks for (one number, one value per group, ...) "
+    "and that the notebook runs from the top (Restart & Run All)."
+)
+NO_ANSWER = "Assign your result to `answer` and run this cell again."
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,7 @@ class CheckResult:
     """The verdict on one answer. Truthy only when the answer is correct."""
 
     exercise: str
-    status: Literal["correct", "not yet", "no answer yet"]
+    status: Literal["correct", "not yet", "no answer yet", "to be graded"]
     message: str
 
     @property
@@ -199,8 +215,7 @@ class Check:
 
     def __call__(self, answer: Any) -> CheckResult:
         if answer is None:
-            return CheckResult(self.exercise, "no answer yet",
-                               "Assign your result to `answer` and run this cell again.")
+            return CheckResult(self.exercise, "no answer yet", NO_ANSWER)
         hint = _diagnose(answer, self.expected(), self.rtol, self.atol, self.asks)
         if hint is None:
             return CheckResult(self.exercise, "correct", "")
@@ -210,6 +225,7 @@ class Check:
 
 _REGISTRY: dict[str, Check] = {}
 _loaded = False
+_has_checks = False            # is mlteach.checks installed (full edition)? set on first load
 
 
 def register(exercise: str, *, rtol: float = 1e-3, atol: float = 1e-8, asks: str | None = None,
@@ -245,15 +261,32 @@ def _where(fn: Callable) -> str:
 
 
 def _load_chapter_checks() -> None:
-    """Import every module of `mlteach.checks` once, so that their checks are registered."""
-    global _loaded
+    """Import every module of `mlteach.checks` once, so that their checks are registered.
+
+    The student edition has no `mlteach.checks`: then nothing is registered but what a notebook
+    registers itself.
+    """
+    global _loaded, _has_checks
     if _loaded:
         return
-    import mlteach.checks as package
-
+    try:
+        package = importlib.import_module("mlteach.checks")
+    except ModuleNotFoundError as error:
+        if error.name != "mlteach.checks":
+            raise
+        _loaded, _has_checks = True, False
+        return
+    _has_checks = True
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         importlib.import_module(f"{package.__name__}.{info.name}")
     _loaded = True
+
+
+def has_reference_answers() -> bool:
+    """True in the full (instructor) edition, which has the chapter checks; False in the student
+    edition, which ships without them."""
+    _load_chapter_checks()
+    return _has_checks
 
 
 def registered() -> list[str]:
@@ -267,6 +300,13 @@ def get(exercise: str) -> Check:
     ex = exercise_id(exercise)
     _load_chapter_checks()
     if ex not in _REGISTRY:
+        if not _has_checks:
+            raise UnknownExerciseError(
+                f"This student edition of mlteach has no answer checks, so there is no check "
+                f"for exercise {ex!r} to get: the reference answers are with your instructor. "
+                f"mlteach.check({ex!r}, answer) still runs (it says the answer is to be graded); "
+                f"the checks themselves are in the full edition (pip install of the course "
+                f"repository).")
         known = ", ".join(registered()) or "none yet"
         raise UnknownExerciseError(
             f"There is no check for exercise {ex!r}. Exercises with checks: {known}. Check the "
@@ -287,9 +327,17 @@ def check(exercise: str, answer: Any = None) -> CheckResult:
 
     Returns
     -------
-    CheckResult, truthy when the answer is correct; it displays itself in a notebook.
+    CheckResult, truthy when the answer is correct; it displays itself in a notebook. In the
+    student edition (no reference answers) an answer is *to be graded* (falsy), see the module
+    docstring.
     """
-    return get(exercise)(answer)
+    ex = exercise_id(exercise)
+    _load_chapter_checks()
+    if ex not in _REGISTRY and not _has_checks:
+        if answer is None:
+            return CheckResult(ex, "no answer yet", NO_ANSWER)
+        return CheckResult(ex, "to be graded", TO_BE_GRADED)
+    return get(ex)(answer)
 
 
 # ----------------------------------------------------------------------------------------------
