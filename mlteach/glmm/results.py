@@ -14,6 +14,7 @@ from mlteach.design import check_columns
 from mlteach.errors import GroupingError, MlteachError
 from mlteach.glmm.model import GLMMData, MixedGLMMData
 from mlteach.mixed.predict import random_part
+from mlteach.mixed.structure import varcorr_rows
 
 Method = Literal["laplace", "agq", "pql"]
 PredictType = Literal["response", "link"]
@@ -118,16 +119,7 @@ class GLMMResult(OwnsTables):
                                 index=pd.MultiIndex.from_tuples([(self.group, "Intercept")],
                                                                 names=["group", "term"]))
         covs = self.cov_re if isinstance(self.cov_re, dict) else {self.group: self.cov_re}
-        rows = []
-        for g, cov in covs.items():
-            sd = np.sqrt(np.diag(cov.to_numpy()))
-            for i, term in enumerate(cov.index):
-                row = {"group": g, "term": term, "variance": cov.iloc[i, i], "std.dev": sd[i]}
-                for j in range(i):
-                    denom = sd[i] * sd[j]
-                    row[f"corr with {cov.index[j]}"] = (cov.iloc[i, j] / denom if denom > 0
-                                                        else np.nan)
-                rows.append(row)
+        rows = varcorr_rows(covs)
         return pd.DataFrame(rows).set_index(["group", "term"])
 
     @property

@@ -12,7 +12,7 @@ from mlteach.design import Design
 from mlteach.errors import MlteachError, UnknownVariableError
 from mlteach.mixed.offset import Offset
 from mlteach.mixed.predict import random_part
-from mlteach.mixed.structure import ReStructure
+from mlteach.mixed.structure import ReStructure, varcorr_rows
 
 Frames = pd.DataFrame | dict[str, pd.DataFrame]
 
@@ -209,17 +209,7 @@ class LMMResult:
         Rows are (group, term) pairs plus ``("Residual", "")``; correlations are given between
         random terms of the same factor (``corr with <term>`` columns), as lme4's ``VarCorr``.
         """
-        rows = []
-        for g in self.group_names:
-            cov = self.get_cov_re(g)
-            sd = np.sqrt(np.diag(cov.to_numpy()))
-            for i, term in enumerate(cov.index):
-                row = {"group": g, "term": term, "variance": cov.iloc[i, i], "std.dev": sd[i]}
-                for j in range(i):
-                    denom = sd[i] * sd[j]
-                    row[f"corr with {cov.index[j]}"] = (cov.iloc[i, j] / denom if denom > 0
-                                                        else np.nan)
-                rows.append(row)
+        rows = varcorr_rows({g: self.get_cov_re(g) for g in self.group_names})
         rows.append({"group": "Residual", "term": "", "variance": self.sigma ** 2,
                      "std.dev": self.sigma})
         return pd.DataFrame(rows).set_index(["group", "term"])

@@ -469,3 +469,19 @@ def _check_duplicate_columns(blocks: list[Block]) -> None:
 
 __all__ = ["Block", "ReStructure", "build_structure", "check_term", "conditional_covariances",
            "block_diag_T", "split_factor_blocks", "random_variables"]
+
+
+def varcorr_rows(covs: dict[str, pd.DataFrame]) -> list[dict]:
+    """One row per (group, term) of lme4's ``VarCorr``: variance, SD and the correlations with
+    the factor's earlier terms (``corr with <term>``; NaN where an SD is 0)."""
+    rows = []
+    for g, cov in covs.items():
+        sd = np.sqrt(np.diag(cov.to_numpy()))
+        for i, term in enumerate(cov.index):
+            row = {"group": g, "term": term, "variance": cov.iloc[i, i], "std.dev": sd[i]}
+            for j in range(i):
+                denom = sd[i] * sd[j]
+                row[f"corr with {cov.index[j]}"] = (cov.iloc[i, j] / denom if denom > 0
+                                                    else np.nan)
+            rows.append(row)
+    return rows
