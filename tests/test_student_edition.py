@@ -113,6 +113,7 @@ def test_fixture_edition_in_detail(edition):
 
 def test_bundle(edition):
     assert (edition / "notebooks" / "mlteach" / "exercises.py").exists()
+    assert (edition / "notebooks" / "mlteach" / "data" / "hsb82.csv").exists()
     assert "How students check their answers" in (edition / "README.md").read_text()
     assert "pandas==" in (edition / "requirements.txt").read_text()
     with zipfile.ZipFile(edition / "mlteach-student.zip") as zf:
@@ -121,6 +122,25 @@ def test_bundle(edition):
     assert "mlteach-student/notebooks/mlteach/data/hsb82.csv" in names
     assert not [n for n in names if n.endswith(".md") and "/notebooks/" in n
                 and "/mlteach/" not in n], "MyST twins (with solutions) must not be shipped"
+
+
+def test_no_reference_answers_shipped(edition):
+    """The code that recomputes the answers (mlteach/checks) stays with the instructors: no
+    file of the edition registers a chapter's check or holds a check function's source."""
+    assert not (edition / "notebooks" / "mlteach" / "checks").exists()
+    with zipfile.ZipFile(edition / "mlteach-student.zip") as zf:
+        assert not [n for n in zf.namelist() if "/mlteach/checks" in n]
+    check_sources = {p.name: p.read_text(encoding="utf-8")
+                     for p in (ROOT / "mlteach" / "checks").glob("ch*.py")}
+    assert check_sources, "the full edition has its checks"
+    defs = {line.strip() for text in check_sources.values() for line in text.splitlines()
+            if line.startswith("def ")}
+    for path in (edition / "notebooks").rglob("*"):
+        if path.suffix in (".py", ".ipynb", ".json", ".md", ".txt"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert not re.search(r'^@register\("[1-9]', text, re.M), f"{path} registers a check"
+            hits = [d for d in defs if d in text]
+            assert not hits, f"{path} holds check code: {hits[:3]}"
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +196,27 @@ def test_student_notebook_runs_as_handed_out(edition, student_kernel, path, tmp_
         if conv.is_check_code(cell):
             text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
             assert "no answer yet" in text, text
+
+
+def test_student_check_says_to_be_graded(edition, student_kernel, tmp_path):
+    """With an answer, the student edition's check cannot judge it and says so (no exception,
+    not 'correct'); the fixture's own notebook-registered check still works."""
+    shutil.copytree(edition / "notebooks", tmp_path / "notebooks")
+    out = student_kernel.run(
+        "import mlteach\n"
+        "print(mlteach.exercises.has_reference_answers())\n"
+        "r = mlteach.check('2.3', 0.42); print(r.status, bool(r))\n"
+        "print(mlteach.check('ex-5-1', None).status)\n", tmp_path / "notebooks")
+    lines = out.splitlines()
+    assert lines[0] == "False"
+    assert lines[1] == "to be graded False"
+    assert lines[2] == "no answer yet"
+    assert "autograder checks it" in mlteach_to_be_graded()
+
+
+def mlteach_to_be_graded() -> str:
+    import mlteach.exercises
+    return mlteach.exercises.TO_BE_GRADED
 
 
 @pytest.mark.slow

@@ -17,9 +17,11 @@ For every notebook (default: ``notebooks/*.ipynb``) it writes ``<out>/notebooks/
   exercises as block quotes and bold titles, and ``from myst_nb import glue`` replaced by a
   stand-in, so nothing Sphinx-only is imported.
 
-Beside them it copies what the notebooks need (the ``mlteach`` package with its data, and any
-non-chapter files in ``notebooks/``), writes ``requirements.txt``, ``README.md`` (how to hand the
-notebooks out and how students check answers) and ``mlteach-student.zip``.
+Beside them it copies what the notebooks need: the ``mlteach`` package with its data, but
+without ``mlteach/checks`` (the code that recomputes every reference answer stays with the
+instructors, and a check in this edition says *to be graded*), and any non-chapter files in
+``notebooks/``. It writes ``requirements.txt``, ``README.md`` (how to hand the notebooks out and
+how answers are checked) and ``mlteach-student.zip``.
 
 The student HTML book (``<out>/html``) is built by Jupyter Book from a temporary copy of the
 sources in which the same stripping is done, except that the outputs of ordinary cells are kept
@@ -142,6 +144,15 @@ def student_notebook(nb, name: str = "notebook", keep_outputs: bool = False,
     return out
 
 
+def _without_reference_answers(folder: str, names: list[str]) -> set[str]:
+    """`shutil.copytree` ignore rule for the student copy of mlteach: caches, and the answer
+    checks (``mlteach/checks``)."""
+    skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+    if Path(folder) == ROOT / "mlteach":
+        skip.add("checks")
+    return skip
+
+
 def write_notebooks(notebooks: list[Path], out: Path) -> list[Path]:
     """Write the student notebooks and the files they need to run into `out`/notebooks."""
     dest = out / "notebooks"
@@ -159,8 +170,9 @@ def write_notebooks(notebooks: list[Path], out: Path) -> list[Path]:
         written.append(target)
     # What the notebooks need besides an installed environment: mlteach with its data sets
     # (importable from the notebooks' folder), and any data or images kept next to the chapters.
+    # Not mlteach/checks: it computes every reference answer (the instructors' autograder uses it).
     shutil.copytree(ROOT / "mlteach", dest / "mlteach",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    ignore=_without_reference_answers)
     src = ROOT / "notebooks"
     for item in sorted(src.iterdir()) if src.exists() else []:
         if item.suffix in (".ipynb", ".md") or item.name.startswith((".", "_")):
@@ -225,12 +237,14 @@ Each computational exercise has a cell marked `# Your code here` that starts wit
 mlteach.check("1.2", answer)
 ```
 
-Students write their code, put the result in `answer` and run the check. It recomputes the
-right answer from the shipped data and says *correct*, or *not yet* with a hint that names what
-is off (wrong sign, a variance where a standard deviation was asked, the between effect instead
-of the within effect, a Series where one number was asked, ...) without giving the answer. While
-`answer` is `None` it says *no answer yet*, so the notebook runs top to bottom before any
-exercise is done. The checks are for self-assessment: their code is readable in `mlteach/`.
+Students write their code, put the result in `answer` and run the check. While `answer` is
+`None` it says *no answer yet*, so the notebook runs top to bottom before any exercise is done;
+once there is an answer it says *to be graded*. This edition has no reference answers: the
+code that recomputes them (`mlteach/checks` in the full edition) is not shipped, so a student
+cannot read an answer off it. Grade the handed-in notebooks with the full edition: the
+autograder of the nbgrader assignments (`tools/make_assignments.py`, see the instructors' page
+of the book) runs the same checks and says *correct* or *not yet* with a hint. For
+self-assessment with instant hints, give students the full edition instead (`make anywhere`).
 Conceptual exercises have no check; discuss them in class.
 """
 
