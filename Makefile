@@ -16,7 +16,7 @@ export MPLBACKEND := Agg
 # explores new ones.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: all env book test unit nbval execute bench student anywhere lab clean help
+.PHONY: all env book test unit nbval execute bench student anywhere lab pdf clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (creates .venv if missing)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench    run the speed benchmarks in benchmarks/"
 	@echo "make student  write student editions (no solutions) into _build/student"
 	@echo "make anywhere write the full chapters for any Jupyter front end into _build/anywhere"
+	@echo "make pdf      print the book to _build/pdf/mlteach.pdf and one PDF per chapter"
 	@echo "make lab      open the chapter notebooks in JupyterLab (MyST rendered by jupyterlab-myst)"
 
 env: $(STAMP)
@@ -76,6 +77,11 @@ anywhere: $(STAMP)
 # As root (containers, Colab-like machines) JupyterLab needs --allow-root.
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The HTML book printed by Debian's Chromium (tools/make_pdf.py): equations and figures as on
+# screen. Needs `apt-get install chromium`.
+pdf: book
+	$(PY) tools/make_pdf.py
 
 clean:
 	rm -rf _build
