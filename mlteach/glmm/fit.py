@@ -209,7 +209,7 @@ def maximise(data: GLMMData, nagq: int, glm: GLMFit | None = None,
     x = np.zeros(p + 1)
     for k in sorted({1, nagq}):
         x = optimize.minimize(in_x, x, args=(k,), jac=True, method="BFGS",
-                              options={"gtol": 1e-7, "maxiter": 2000}).x
+                              options={"gtol": 1e-5, "maxiter": 2000}).x
     f, g = in_x(x)
     Hx = _hessian(lambda y: in_x(y)[1], x, np.full(p + 1, 1e-4), central=True)
     for _ in range(4):                                    # Newton polish on the Hessian
@@ -284,15 +284,16 @@ def _result_likelihood(data: GLMMData, method: Method, nagq: int) -> GLMMResult:
     p = data.X.shape[1]
     glm = fit_glm(fam, data.y, data.trials, data.X, data.offset, data.const)
     _check_separation(data, glm)
-    opt = maximise(data, nagq, glm)
+    work = data.contiguous()             # rows sorted by group: fast group sums; same model
+    opt = maximise(work, nagq, glm)
     beta, sd, cov, loglik = opt.beta, opt.sd, opt.cov, opt.loglik
     boundary = False
     if abs(sd) < BOUNDARY_SD:
         if glm.loglik >= loglik - 1e-9:
             boundary = True
             beta, sd, loglik = glm.beta, 0.0, glm.loglik
-            cov = _boundary_cov(data, beta, nagq)
-    final = marginal_loglik(data, beta, sd, nagq, gradient=False)
+            cov = _boundary_cov(work, beta, nagq)
+    final = marginal_loglik(work, beta, sd, nagq, gradient=False)
     b = sd * final.modes.u
     condvar = sd ** 2 / final.modes.h
     sd = abs(sd)

@@ -44,12 +44,14 @@ def gauss_hermite(nagq: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Modes:
-    """Conditional modes û_j (spherical scale), curvatures h_j and Newton iterations used."""
+    """Conditional modes û_j (spherical scale), curvatures h_j and Newton iterations used;
+    `rows` holds (ℓ', v, v') of every row at the modes when PIRLS computed them there."""
 
     u: np.ndarray
     h: np.ndarray
     n_iter: int
     converged: bool
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def conditional_modes(data: GLMMData, eta_fixed: np.ndarray, sd: float,
@@ -68,20 +70,26 @@ def conditional_modes(data: GLMMData, eta_fixed: np.ndarray, sd: float,
         return Modes(u=np.zeros(G), h=np.ones(G), n_iter=0, converged=True)
 
     def objective(u: np.ndarray) -> np.ndarray:
-        return data.group_sum(fam.loglik(eta_fixed + sd * u[codes], y, m)) - u ** 2 / 2
+        return data.group_sum(fam.loglik(eta_fixed + sd * data.expand(u), y, m)) - u ** 2 / 2
 
-    g = objective(u)
+    g, previous, safe = None, np.inf, True
     for it in range(1, maxiter + 1):
-        score, v, _ = fam.derivatives(eta_fixed + sd * u[codes], y, m)
+        score, v = fam.score_and_variance(eta_fixed + sd * data.expand(u), y, m)
         grad = sd * data.group_sum(score) - u
         h = 1.0 + sd ** 2 * data.group_sum(v)
-        if np.max(np.abs(grad) / np.sqrt(h)) < tol:
-            return Modes(u=u, h=h, n_iter=it - 1, converged=True)
+        decrement = np.max(np.abs(grad) / np.sqrt(h))
+        if decrement < tol:
+            return Modes(u=u, h=h, n_iter=it - 1, converged=True,
+                         rows=(score, v, fam.variance_slope(score, v, y, m)))
         step = grad / h
         new = u + step
-        if np.max(np.abs(grad) / np.sqrt(h)) < 1e-3:
-            # near the modes the quadratic model of each concave g_j is exact to ~1e-9: the
-            # Newton step is taken without the check (one pass over the rows fewer)
+        safe = safe and decrement < previous           # unchecked steps must keep shrinking it
+        previous = decrement
+        if safe and decrement < 0.1:
+            # Close to the modes (a warm start from the last evaluation, usually) Newton's
+            # method on the concave g_j converges quadratically: the step is taken without
+            # evaluating g_j (two passes over the rows fewer). Should the decrement ever stop
+            # falling, every later step is checked.
             u = new
             g = None
             continue
@@ -97,10 +105,11 @@ def conditional_modes(data: GLMMData, eta_fixed: np.ndarray, sd: float,
             worse = g_new < g - 1e-12 * np.abs(g)
             halvings += 1
         u, g = new, g_new
-    score, v, _ = fam.derivatives(eta_fixed + sd * u[codes], y, m)
+    score, v, dv = fam.derivatives(eta_fixed + sd * u[codes], y, m)
     h = 1.0 + sd ** 2 * data.group_sum(v)
     grad = sd * data.group_sum(score) - u
-    return Modes(u=u, h=h, n_iter=maxiter, converged=bool(np.max(np.abs(grad) / np.sqrt(h)) < 1e-6))
+    return Modes(u=u, h=h, n_iter=maxiter, converged=bool(np.max(np.abs(grad) / np.sqrt(h)) < 1e-6),
+                 rows=(score, v, dv))
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ def marginal_loglik(data: GLMMData, beta: np.ndarray, sd: float, nagq: int = 1,
     fam, y, m, X, codes = data.family, data.y, data.trials, data.X, data.groups.codes
     eta_fixed = X @ beta + data.offset
     modes = conditional_modes(data, eta_fixed, sd, u_start)
+    if nagq == 1:
+        return _laplace(data, eta_fixed, sd, modes, gradient)
     u_hat, h = modes.u, modes.h
     s = 1.0 / np.sqrt(h)
     z, logw = gauss_hermite(nagq)
@@ -148,7 +159,8 @@ def marginal_loglik(data: GLMMData, beta: np.ndarray, sd: float, nagq: int = 1,
     P2 = (pi * g_u * z[None, :]).sum(axis=1)
     r = (pi[codes] * score_nodes).sum(axis=1)                           # Σ_k π_k ℓ'_ik
     # Quantities at the mode.
-    score0, v0, dv0 = fam.derivatives(eta_fixed + sd * u_hat[codes], y, m)
+    eta_mode = eta_fixed + sd * u_hat[codes]
+    score0, v0, dv0 = modes.rows if modes.rows is not None else fam.derivatives(eta_mode, y, m)
     S1, S2, Sl = data.group_sum(v0), data.group_sum(dv0), data.group_sum(score0)
     c_h = -0.5 * (1.0 + s * P2) / h                                     # ∂ log L_j / ∂h_j
     # β: dû/dβ = Σ_i x_i b_i and dh/dβ = Σ_i x_i a_i with row weights b_i, a_i.
@@ -159,4 +171,38 @@ def marginal_loglik(data: GLMMData, beta: np.ndarray, sd: float, nagq: int = 1,
     du_dsd = (Sl - sd * u_hat * S1) / h
     dh_dsd = 2 * sd * S1 + sd ** 2 * S2 * u_hat + sd ** 3 * S2 * du_dsd
     grad_sd = float(np.sum(c_h * dh_dsd + (pi * u_nodes * L1).sum(axis=1) + P1 * du_dsd))
+    return MarginalLoglik(value, grad_beta, grad_sd, modes)
+
+
+def _laplace(data: GLMMData, eta_fixed: np.ndarray, sd: float, modes: Modes, gradient: bool
+             ) -> MarginalLoglik:
+    """The K = 1 case of `marginal_loglik` (one node, at the mode), written with one value per
+    row instead of rows × nodes: log L_j = g_j(û_j) + ½ log 2π − ½ log h_j, and the same
+    exact gradient with π_j = 1, z = 0 (so P2 = 0, c_h = −1/(2h_j)).
+
+    The β gradient Σ_i x_i (ℓ'_i + c_h b_i ... ) collapses to X'(ℓ' + A_j v'_i + B_j v_i) with
+    A_j = c_h σ² and B_j = −(c_h σ³ S2_j + g_u,j) σ / h_j: two per-group factors spread over
+    the rows instead of five row vectors.
+    """
+    fam, y, m, X = data.family, data.y, data.trials, data.X
+    u_hat, h = modes.u, modes.h
+    eta_mode = eta_fixed + sd * data.expand(u_hat) if sd != 0.0 else eta_fixed
+    ll = data.group_sum(fam.loglik(eta_mode, y, m))
+    value = float(np.sum(ll - u_hat ** 2 / 2 - 0.5 * np.log(h)) + data.const.sum())
+    if not gradient:
+        return MarginalLoglik(value, None, None, modes)
+    rows = modes.rows if modes.rows is not None and sd != 0.0 else fam.derivatives(eta_mode, y, m)
+    score0, v0, dv0 = rows
+    S1, S2, L1 = data.group_sum(v0), data.group_sum(dv0), data.group_sum(score0)
+    g_u = sd * L1 - u_hat                                               # ≈ 0: the mode
+    c_h = -0.5 / h
+    A = c_h * sd ** 2
+    B = -(c_h * sd ** 3 * S2 + g_u) * sd / h
+    weights = data.expand(A) * dv0
+    weights += data.expand(B) * v0
+    weights += score0
+    grad_beta = X.T @ weights
+    du_dsd = (L1 - sd * u_hat * S1) / h
+    dh_dsd = 2 * sd * S1 + sd ** 2 * S2 * u_hat + sd ** 3 * S2 * du_dsd
+    grad_sd = float(np.sum(c_h * dh_dsd + u_hat * L1 + g_u * du_dsd))
     return MarginalLoglik(value, grad_beta, grad_sd, modes)
