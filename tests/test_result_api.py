@@ -78,8 +78,9 @@ def test_tvalues_pvalues_and_fitted_agree_with_their_definitions(fits, case):
     np.testing.assert_allclose(fit.tvalues, fit.params / fit.bse)
     np.testing.assert_allclose(fit.pvalues, 2 * stats.norm.sf(np.abs(fit.params / fit.bse)))
     pd.testing.assert_series_equal(fit.fitted, fit.predict(), check_names=False)
-    fit.fitted.iloc[:] = -1.0                       # a copy: the result is unchanged
-    assert (fit.fitted != -1.0).all()
+    mine = fit.fitted                               # the caller's object ...
+    mine.iloc[:] = -1.0
+    assert (fit.fitted != -1.0).all()               # ... shares no memory with the result
 
 
 def test_glmm_residuals_are_observed_proportion_minus_fitted(fits):
