@@ -24,7 +24,7 @@ from mlteach.glmm.family import (LINKS, Family, FamilyName, GLMFit, fit_glm,
                                  separation_direction)
 from mlteach.glmm.laplace import LaplaceDeviance, fit_laplace
 from mlteach.glmm.model import GLMMData, MixedGLMMData, prepare
-from mlteach.glmm.pql import fit_pql
+from mlteach.glmm.pql import fit_pql, fit_pql_general
 from mlteach.glmm.quadrature import marginal_loglik
 from mlteach.glmm.results import GLMMResult, Method, method_label
 from mlteach.mixed.optimize import check_fit
@@ -98,14 +98,16 @@ def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
     fam, method, nagq = _check_options(family, method, nagq, link)
     data_ = prepare(formula, data, fam, trials, offset, weights)
     if isinstance(data_, MixedGLMMData):
+        if method == "pql":
+            return _result_pql_general(data_)
         if method != "laplace":
             what = ("more than one random intercept" if fam.canonical
                     else f"the {fam.link} link")
             raise MlteachError(
-                f"method={method!r} is available for one random intercept '(1 | group)' with "
-                f"the canonical link (logit, log), as in glmer; this model has {what}. Fit it "
-                f"with method='laplace' (the default), which handles any random-effects "
-                f"structure and link.")
+                f"method='agq' (adaptive quadrature) is available for one random intercept "
+                f"'(1 | group)' with the canonical link (logit, log); this model has {what}. "
+                f"Fit it with method='laplace' (the default) or 'pql', which handle any "
+                f"random-effects structure and link.")
         return _result_general(data_)
     if method == "pql":
         return _result_pql(data_)
@@ -383,26 +385,67 @@ def _result_general(data: MixedGLMMData) -> GLMMResult:
             f"optimiser: {opt.message}; scaled gradient {opt.scaled_gradient:.2g}, smallest "
             f"Hessian eigenvalue {opt.hessian_min_eig:.3g}, after {fit.n_evaluations} "
             f"deviance evaluations")
+    blocks_b, condcov = _laplace_blocks(structure, fit.theta, fit.modes.u, A)
     return _assemble_mixed(data, fit.theta, fit.beta, fit.vcov, -0.5 * fit.deviance,
-                           fit.modes.u, A, converged, text, fit.n_evaluations)
+                           blocks_b, condcov, converged, text, fit.n_evaluations)
 
 
-def _assemble_mixed(data: MixedGLMMData, theta: np.ndarray, beta: np.ndarray,
-                    vcov: np.ndarray, loglik: float, u: np.ndarray, A, converged: bool,
-                    convergence: str, n_evaluations: int) -> GLMMResult:
-    """The result of a general GLMM: random effects b = Λû by factor, as the LMM reports them."""
-    structure = data.structure
-    terms = pd.Index(data.design.terms)
+def _result_pql_general(data: MixedGLMMData) -> GLMMResult:
+    """PQL with any random part (`fit_pql_general`); reported on glmmPQL's scale: random-effect
+    covariances absolute (σ²Λ_θΛ_θ'), `scale` the working model's residual SD."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(all="ignore"):
+            fit = fit_pql_general(data)
+    if not (np.all(np.isfinite(fit.beta)) and np.all(np.isfinite(np.diag(fit.vcov)))):
+        raise MlteachError(
+            f"PQL broke down: its estimates came out as NaN (not a number) for "
+            f"{data.design.response!r}. This happens when some rows are fitted perfectly "
+            f"(probabilities of exactly 0 or 1, or rates of 0). Fit with method='laplace', and "
+            f"check for terms or groups that predict the outcome exactly.")
+    # Only the last working model's verdicts concern the user (boundary, convergence).
+    converged = check_fit(fit.optimum, data.structure) and fit.converged
+    for w in caught:
+        if not issubclass(w.category, (BoundaryFitWarning, ConvergenceWarning)):
+            warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+    if not fit.converged:
+        warnings.warn(
+            "PQL did not settle in 10 rounds (no convergence): the linear predictor was still "
+            "changing. PQL is known to struggle with small clusters and binary data; compare "
+            "with method='laplace'.", ConvergenceWarning, stacklevel=user_stacklevel())
+    text = (f"PQL iterations: {fit.n_iter} (glmmPQL's rule: stop when the linear predictor "
+            f"changes by less than 1e-6 in relative squared norm, at most 10 rounds); each "
+            f"round a weighted linear mixed model fitted by maximum likelihood")
+    return _assemble_mixed(data, fit.theta * fit.sigma, fit.beta, fit.vcov, float("nan"),
+                           fit.b_blocks, fit.condcov, converged, text, fit.n_iter,
+                           method="pql", scale=fit.sigma)
+
+
+def _laplace_blocks(structure, theta: np.ndarray, u: np.ndarray, A
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """b = Λ_θ û split by structure block (levels × q_k), and each block's conditional
+    covariances (levels × q_k × q_k) from A = Λ'Z'WZΛ + I at the modes."""
     b_all = np.zeros(structure.n_effects)
     rows, cols, ind = structure.lambda_pattern()
     np.add.at(b_all, rows, theta[ind] * u[cols])
     condcov = split_factor_blocks(structure, conditional_covariances(structure, A, theta, 1.0))
-    ranef, condvar, cov_re, ngroups = {}, {}, {}, {}
-    pos = 0
-    blocks_b = []
+    blocks_b, pos = [], 0
     for blk in structure.blocks:
         blocks_b.append(b_all[pos:pos + blk.n_effects].reshape(blk.groups.n_groups, blk.q))
         pos += blk.n_effects
+    return blocks_b, condcov
+
+
+def _assemble_mixed(data: MixedGLMMData, theta: np.ndarray, beta: np.ndarray,
+                    vcov: np.ndarray, loglik: float, blocks_b: list[np.ndarray],
+                    condcov: list[np.ndarray], converged: bool, convergence: str,
+                    n_evaluations: int, method: Method = "laplace", scale: float = 1.0
+                    ) -> GLMMResult:
+    """The result of a general GLMM: random effects b by factor, as the LMM reports them.
+    `theta` is the factor of the random effects' covariance (cov = Λ_θΛ_θ', absolute)."""
+    structure = data.structure
+    terms = pd.Index(data.design.terms)
+    ranef, condvar, cov_re, ngroups = {}, {}, {}, {}
     Ts = structure.factors_T(theta)
     for g in structure.factors:
         idx = [i for i, blk in enumerate(structure.blocks) if blk.factor == g]
@@ -427,9 +470,10 @@ def _assemble_mixed(data: MixedGLMMData, theta: np.ndarray, beta: np.ndarray,
         vcov=pd.DataFrame(vcov, index=terms, columns=terms),
         sd_re=float(sds.iloc[0]) if len(sds) == 1 else sds, loglik=float(loglik),
         ranef=pick(ranef), ranef_condvar=pick(condvar), converged=bool(converged),
-        method="laplace", nagq=1, nobs=data.design.nobs,
+        method=method, nagq=1 if method == "laplace" else None, nobs=data.design.nobs,
         ngroups=pick(ngroups) if one else ngroups, family=data.family.name,
-        formula=data.formula, group=", ".join(ngroups), scale=1.0, convergence=convergence,
+        formula=data.formula, group=", ".join(ngroups), scale=float(scale),
+        convergence=convergence,
         n_evaluations=int(n_evaluations), data=data,
         theta=pd.Series(theta, index=structure.theta_names(), name="theta"),
         cov_re=pick(cov_re), link=data.family.link)

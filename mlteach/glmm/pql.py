@@ -6,7 +6,9 @@ PQL replaces the GLMM by a sequence of *weighted linear* mixed models for the wo
 
     z = Xβ + b_j + e_i,   b_j ~ N(0, τ²),   e_i ~ N(0, σ²/w_i),
 
-refitting until the linear predictor η = Xβ + b̂ + o settles. Like glmmPQL (MASS 7.3) the
+refitting until the linear predictor η = Xβ + b̂ + o settles. `fit_pql` is the batched route for
+one random intercept; `fit_pql_general` takes any random part lme4 accepts and fits each working
+model with the LMM's own evaluator (prior weights, maximum likelihood). Like glmmPQL (MASS 7.3) the
 working model is fitted by maximum likelihood (``lme(..., method = "ML")``), σ² is estimated
 rather than fixed at 1, the start is the GLM fit, and iteration stops when
 Σ(η − η_old)² < 10⁻⁶ Σ η² or after 10 rounds. There is no likelihood to report: PQL maximises
@@ -15,13 +17,17 @@ none, and the working model's likelihood is not the GLMM's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize
 
 from mlteach.glmm.family import fit_glm
-from mlteach.glmm.model import GLMMData
+from mlteach.glmm.model import GLMMData, MixedGLMMData
+from mlteach.lmm.deviance import sigma2_hat
+from mlteach.lmm.fit import deviance_function, optimize_theta
+from mlteach.mixed.optimize import Optimum
+from mlteach.mixed.structure import split_factor_blocks
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,62 @@ def fit_pql(data: GLMMData, maxiter: int = 10, tol: float = 1e-6) -> PQLFit:
             converged = True
             break
     return PQLFit(lmm=lmm, n_iter=it, converged=converged)
+
+
+# ----------------------------------------------------------------------------------------------
+# Any random-effects structure: the working model is the shared weighted LMM
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneralPQLFit:
+    """PQL with any random part: the last working LMM at its ML optimum (θ relative to σ)."""
+
+    beta: np.ndarray
+    vcov: np.ndarray            # σ̂²·n/(n − p)·(X'V⁻¹X)⁻¹, as summary(lme) reports for ML fits
+    theta: np.ndarray           # relative covariance factor of the working LMM (b = σΛ_θ u)
+    sigma: float                # the working model's residual SD (ML), glmmPQL's m$sigma
+    b_blocks: list[np.ndarray]  # BLUPs b̂ per structure block, (levels × q_k)
+    condcov: list[np.ndarray]   # conditional covariances per block (levels × q_k × q_k)
+    optimum: Optimum            # of the last working LMM's profiled ML deviance
+    n_iter: int
+    converged: bool
+
+
+def fit_pql_general(data: MixedGLMMData, maxiter: int = 10, tol: float = 1e-6
+                    ) -> GeneralPQLFit:
+    """glmmPQL for a `MixedGLMMData`: the working response z = η − o + ℓ'/w and Fisher weights
+    w (any link: z = η − o + (y − mμ)/(m dμ/dη)) define a weighted LMM, fitted by maximum
+    likelihood with the LMM's own evaluator (`mlteach.lmm.fit.deviance_function` with prior
+    weights, so Var(e_i) = σ²/w_i as lme's ``varFixed(~invwt)``); η = Xβ̂ + Zb̂ + o is updated
+    and the rounds repeat until η settles (glmmPQL's rule, at most 10 rounds).
+    """
+    fam, y, m, X, off = data.family, data.y, data.trials, data.X, data.offset
+    structure = data.structure
+    n, p = X.shape
+    glm = fit_glm(fam, y, m, X, off, data.const)
+    eta = X @ glm.beta + off
+    converged = False
+    for it in range(1, maxiter + 1):
+        score, w = fam.working(eta, y, m)
+        z = eta - off + score / w
+        design = replace(data.design, y=z)
+        dev = deviance_function(design, structure, weights=w)
+        opt = optimize_theta(dev, structure, reml=False)
+        theta = opt.theta
+        pls = dev.pls(theta)
+        b_blocks = dev.ranef_blocks(theta, pls)
+        eta_old = eta
+        Zb = np.zeros(n)
+        for blk, b in zip(structure.blocks, b_blocks):
+            Zb += np.einsum("ik,ik->i", blk.Z, b[blk.groups.codes])
+        eta = X @ pls.beta + Zb + off
+        if np.sum((eta - eta_old) ** 2) < tol * np.sum(eta ** 2):
+            converged = True
+            break
+    s2 = sigma2_hat(pls, n, p, False)
+    vcov = s2 * n / (n - p) * np.linalg.inv(pls.RXtRX)
+    condcov = split_factor_blocks(structure, dev.condcov_factors(theta, s2))
+    return GeneralPQLFit(beta=pls.beta, vcov=0.5 * (vcov + vcov.T), theta=theta,
+                         sigma=float(np.sqrt(s2)), b_blocks=b_blocks, condcov=condcov,
+                         optimum=opt, n_iter=it, converged=converged)

@@ -19,6 +19,20 @@ read_csv_chr <- function(name, chr = character()) {
 }
 as_factors <- function(d, cols) { for (cl in cols) d[[cl]] <- factor(d[[cl]]); d }
 
+## Categorical columns with the level order mlteach.load() gives (numeric ids sorted as numbers,
+## other labels by code point, sort(method = "radix")); used by the issue-14 scripts.
+load_sorted <- function(file, cats, numeric_ids = character()) {
+  d <- read.csv(file.path(DATA_DIR, file), colClasses = setNames(rep("character", length(cats)), cats),
+                stringsAsFactors = FALSE)
+  for (cl in cats) {
+    x <- d[[cl]]
+    lev <- if (cl %in% numeric_ids) as.character(sort(unique(as.numeric(x)))) else sort(unique(x), method = "radix")
+    d[[cl]] <- factor(x, levels = lev)
+    stopifnot(!anyNA(d[[cl]]))
+  }
+  d
+}
+
 load_data <- function(name) {
   switch(name,
     "hsb82.csv" = as_factors(read_csv_chr(name, c("school", "minrty", "sx", "sector")),

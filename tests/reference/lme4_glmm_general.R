@@ -36,17 +36,7 @@ print(sessionInfo())
 
 ## ------------------------------------------------------------------ data ----
 ## categorical columns and numeric-id columns as in mlteach/data/__init__.py
-load_sorted <- function(file, cats, numeric_ids = character()) {
-  d <- read.csv(file.path(DATA_DIR, file), colClasses = setNames(rep("character", length(cats)), cats),
-                stringsAsFactors = FALSE)
-  for (cl in cats) {
-    x <- d[[cl]]
-    lev <- if (cl %in% numeric_ids) as.character(sort(unique(as.numeric(x)))) else sort(unique(x), method = "radix")
-    d[[cl]] <- factor(x, levels = lev)
-    stopifnot(!anyNA(d[[cl]]))
-  }
-  d
-}
+## load_sorted(): common.R (categorical columns with mlteach.load()'s level order)
 verbagg <- load_sorted("verbagg.csv", c("Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"), "id")
 verbagg$r2 <- as.integer(verbagg$r2 == "Y")
 contraception <- load_sorted("contraception.csv", c("woman", "district", "use", "livch", "urban"),
