@@ -595,14 +595,21 @@ class Design:
 
     Attributes
     ----------
-    y : (n,) float array, the response.
-    X : (n, p) float array, the fixed-effects model matrix.
-    terms : column names of X, as formulaic names them (``Intercept``, ``sector[T.Public]``).
-    response : name of the response expression.
-    index : the row labels of the data actually used (after dropping missing values).
-    spec : formulaic's frozen spec of the right-hand side, to encode new data the same way (its
+    y
+        (n,) float array, the response.
+    X
+        (n, p) float array, the fixed-effects model matrix.
+    terms
+        column names of X, as formulaic names them (``Intercept``, ``sector[T.Public]``).
+    response
+        name of the response expression.
+    index
+        the row labels of the data actually used (after dropping missing values).
+    spec
+        formulaic's frozen spec of the right-hand side, to encode new data the same way (its
         category levels are those seen at fit time).
-    data : a copy of the rows and columns used, for grouping variables and later reference.
+    data
+        a copy of the rows and columns used, for grouping variables and later reference.
     """
 
     y: np.ndarray

@@ -142,10 +142,13 @@ class Expected:
 
     Attributes
     ----------
-    value : the right answer (number, Series/array, DataFrame, bool or str).
-    mistakes : ``{description: wrong value}``; an answer matching a wrong value gets the hint
+    value
+        the right answer (number, Series/array, DataFrame, bool or str).
+    mistakes
+        ``{description: wrong value}``; an answer matching a wrong value gets the hint
         "Your answer matches <description>, but the exercise asks for <asks>."
-    groups : for a per-row vector answer, each row's group (Series or array); enables the hint
+    groups
+        for a per-row vector answer, each row's group (Series or array); enables the hint
         "off by an amount constant within each group" (e.g. the group mean).
     """
 

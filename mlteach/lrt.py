@@ -233,22 +233,38 @@ class LRTResult:
 
     Attributes
     ----------
-    statistic : LR = 2(ℓ₁ − ℓ₀), the likelihood-ratio (deviance-difference) statistic.
-    df : number of parameters the larger model adds.
-    p_value : the p-value this test reports (`p_boundary` when available, else `p_naive`).
-    p_naive : P(χ²_df ≥ LR), as lme4's ``anova()`` reports it.
-    p_boundary : the boundary-corrected p-value from the χ² mixture, or NaN when the larger
+    statistic
+        LR = 2(ℓ₁ − ℓ₀), the likelihood-ratio (deviance-difference) statistic.
+    df
+        number of parameters the larger model adds.
+    p_value
+        the p-value this test reports (`p_boundary` when available, else `p_naive`).
+    p_naive
+        P(χ²_df ≥ LR), as lme4's ``anova()`` reports it.
+    p_boundary
+        the boundary-corrected p-value from the χ² mixture, or NaN when the larger
         model adds no variance (no boundary) or several variances at once (no simple mixture).
-    distribution : the reference distribution used, e.g. ``"0.5·χ²(1) + 0.5·χ²(2)"``.
-    method : ``"boundary"`` or ``"naive"``: which p-value is `p_value`.
-    reason : why that p-value was used, in words.
-    h0, h1 : the hypotheses in words.
-    criterion : ``"ML"`` or ``"REML"``.
-    added_fixed, added_random : the fixed terms and (factor, term) random terms of the larger
-        model whose names are not in the smaller one; n_added_fixed and n_added_variances count
+    distribution
+        the reference distribution used, e.g. ``"0.5·χ²(1) + 0.5·χ²(2)"``.
+    method
+        ``"boundary"`` or ``"naive"``: which p-value is `p_value`.
+    reason
+        why that p-value was used, in words.
+    h0
+        the null hypothesis in words (the smaller model is enough).
+    h1
+        the alternative in words.
+    criterion
+        ``"ML"`` or ``"REML"``.
+    added_fixed
+        the fixed terms of the larger model whose names are not in the smaller one.
+    added_random
+        the (factor, term) random terms of the larger model not in the smaller one.
+        n_added_fixed and n_added_variances count
         the new fixed effects and variances among the `df` parameters. They count dimensions:
         for Days inside C(Days) nine dummy names are new but n_added_fixed = 10 − 2 = 8.
-    models : a table (like lme4's ``anova()``) with npar, AIC, BIC, logLik and deviance of both.
+    models
+        a table (like lme4's ``anova()``) with npar, AIC, BIC, logLik and deviance of both.
     """
 
     statistic: float

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import exercise_conventions as conv  # noqa: E402
 import make_anywhere  # noqa: E402
 import make_student  # noqa: E402
-from plain_markdown import RAW_MYST, format_glue, glue_values  # noqa: E402
+from plain_markdown import RAW_MYST, BookIndex, Rewriter, format_glue, glue_values  # noqa: E402
 from fresh_env import FreshEnv  # noqa: E402
 
 CHAPTERS = conv.chapter_notebooks(ROOT)
@@ -64,6 +64,15 @@ def test_the_check_sees_raw_myst():
         assert RAW_MYST.search(raw), raw
     for plain in ("see Figure 2.1", "$$\n\\tag{2.1}\n$$", "`{}`.format", "> **Note**"):
         assert RAW_MYST.search(plain) is None, plain
+
+
+def test_api_roles_become_inline_code():
+    """{py:func} and friends link to the API reference in the book; elsewhere they are code."""
+    rewrite = Rewriter(BookIndex(), {}).inline
+    assert rewrite("fit with {py:func}`mlteach.lmm`.") == "fit with `mlteach.lmm`."
+    assert rewrite("see {py:class}`~mlteach.LMMResult`") == "see `LMMResult`"
+    assert rewrite("{py:meth}`predict <mlteach.LMMResult.predict>`") == "predict"
+    assert RAW_MYST.search(rewrite("{py:attr}`mlteach.LMMResult.ranef`")) is None
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

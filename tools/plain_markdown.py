@@ -11,7 +11,8 @@ assignments) are written through `plain_notebook`, which:
   ``{eq}`eq-x``` → "(2.3)", ``{ref}`ex-2-1``` → "Exercise 2.1", a section label → its heading,
   ``{doc}`/book/notation``` → the page title, ``{term}`text <entry>``` → "text", and citations
   to author–year text ("Bell and Jones (2015)", "(Mundlak, 1978)", as the book prints them)
-  from book/references.bib;
+  from book/references.bib; an API role ``{py:func}`mlteach.lmm``` → inline code
+  ``mlteach.lmm`` (``~`` keeps the last name, as Sphinx does);
 - numbers labelled display equations with ``\\tag{2.3}`` (as the book numbers them);
 - rewrites admonitions as block quotes with a bold title, exercises as a bold
   "Exercise 2.1: title" paragraph and solutions (in the full editions) as a block quote
@@ -36,6 +37,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 
 ROLE = re.compile(r"\{([a-z][a-z:\-]*)\}`([^`]*)`")
+# Sphinx's Python-domain roles, which the API reference resolves ({py:func}`mlteach.lmm`).
+PY_ROLES = {"py:func", "py:class", "py:meth", "py:attr", "py:mod", "py:obj", "py:data",
+            "py:exc", "func", "class", "meth", "attr", "mod", "obj", "exc"}
 EXPLICIT = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 LABEL_LINE = re.compile(r"^\(([\w\-]+)\)=\s*$")
 FENCE_OPEN = re.compile(r"^(`{3,}|:{3,})\{([\w:\-]+)\}\s*(.*)$")
@@ -253,6 +257,11 @@ class Rewriter:
             return "(" + "; ".join(f"{a}, {y}" for a, y in (self.index.cites[k] for k in keys)) + ")"
         if name in ("math",):
             return f"${body}$"
+        if name in PY_ROLES:            # an API name: inline code, as the book prints it
+            if text is not None:
+                return text
+            shown = target.lstrip("~!.")
+            return f"`{shown.rsplit('.', 1)[-1] if target.startswith('~') else shown}`"
         raise PlainMarkdownError(f"{self.where}: the role {{{name}}} has no plain rewrite")
 
     def inline(self, text: str) -> str:

@@ -1,9 +1,11 @@
-"""Fitting the random-intercept GLMM: the pipeline behind `mlteach.glmm`.
+"""Fitting GLMMs: the pipeline behind `mlteach.glmm`.
 
-Stages, each callable on its own: `prepare` (formula and data → arrays, checked) →
-`marginal_loglik` (the approximate log-likelihood and its exact gradient, for plotting or
-profiling) → `maximise` (quasi-Newton then Newton steps on a finite-difference Hessian, with a
-convergence check) → assemble a `GLMMResult`. PQL takes its own route through `fit_pql`.
+Stages, each callable on its own: `prepare` (formula and data → arrays, checked, with the shared
+random-effects structure) → for any structure, the Laplace deviance of `mlteach.glmm.laplace`
+minimised by the shared optimiser; for one scalar random intercept, the batched
+`marginal_loglik` (Laplace or AGQ, with its exact gradient) and `maximise` (quasi-Newton, then
+Newton steps on a finite-difference Hessian, with a convergence check) → assemble a
+`GLMMResult`. PQL takes its own route through `fit_pql` / `fit_pql_general`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
         ``trials`` or ``cbind``, or a proportion with ``weights``. Poisson (log link): counts.
     method : "laplace", "agq" or "pql"
         Laplace approximation (any random-effects structure), adaptive Gauss–Hermite
-        quadrature with ``nagq`` nodes (one random intercept, canonical link, as glmer), or
-        penalised quasi-likelihood (one random intercept).
+        quadrature with ``nagq`` nodes (one grouping factor with a scalar random effect and a
+        canonical link, as glmer allows), or penalised quasi-likelihood (any random part, as
+        MASS::glmmPQL).
     nagq : int, optional
         Quadrature nodes for ``method="agq"`` (default 25, at most 100); ``nagq=1`` is the
         Laplace approximation. Not used by "laplace" (always 1) or "pql".
@@ -79,21 +82,23 @@ def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
 
     Notes
     -----
-    The model, with b_j = σu_j:
+    The model, with spherical random effects u and b = Λ_θ u (the structure `mlteach.lmm` uses):
 
     .. math::
 
-        y_{ij} \\mid u_j \\sim \\text{Binomial}(m_{ij}, p_{ij}) \\text{ or Poisson}(\\mu_{ij}),
-        \\quad g(\\cdot) = \\eta_{ij} = x_{ij}'\\beta + o_{ij} + \\sigma u_j,
-        \\quad u_j \\sim N(0, 1).
+        y_i \\mid u \\sim \\text{Binomial}(m_i, \\mu_i) \\text{ or Poisson}(\\mu_i),
+        \\quad g(\\mu_i) = \\eta_i = x_i'\\beta + o_i + z_i'\\Lambda_\\theta u,
+        \\quad u \\sim N(0, I).
 
-    Laplace and AGQ maximise the approximate marginal log-likelihood over (β, σ) jointly, as
-    glmer does in its final stage for nAGQ ≥ 1. The likelihood is symmetric in σ, so σ is
-    optimised on the whole real line and reported as |σ|; a fit whose σ falls below 1e-4 is
-    compared with σ = 0 (the ordinary GLM), and the better one is kept (a boundary fit, with a
-    `BoundaryFitWarning`). Convergence is judged by Newton's decrement g'H⁻¹g < 1e-8 with H
-    positive definite, H the finite-difference Hessian of −log L. PQL follows
-    MASS::glmmPQL (see `mlteach.glmm.pql`).
+    Laplace maximises the approximate marginal log-likelihood over (θ, β) jointly, as glmer's
+    final stage does, with the conditional modes û found exactly by penalised IRLS at every
+    evaluation (`mlteach.glmm.laplace`). With one grouping factor and a scalar random effect,
+    Laplace and AGQ run on a batched path that works with b_j = σu_j: the likelihood is symmetric
+    in σ, so σ is optimised on the whole real line and reported as ``|σ|``; a fit whose σ falls
+    below 1e-4 is compared with σ = 0 (the ordinary GLM), and the better one is kept (a boundary
+    fit, with a `BoundaryFitWarning`). Convergence is judged by Newton's decrement g'H⁻¹g < 1e-8
+    with H positive definite, H the finite-difference Hessian of −log L. PQL follows
+    MASS::glmmPQL for any random part (see `mlteach.glmm.pql`).
     """
     fam, method, nagq = _check_options(family, method, nagq, link)
     data_ = prepare(formula, data, fam, trials, offset, weights)

@@ -1,4 +1,4 @@
-"""The fitted random-intercept GLMM: estimates, conditional modes, predictions and summaries."""
+"""The fitted GLMM: estimates, conditional modes, predictions and summaries."""
 
 from __future__ import annotations
 
@@ -28,38 +28,55 @@ _METHOD_WORDS = {
 
 @dataclass(frozen=True, repr=False)
 class GLMMResult(OwnsTables):
-    """A fitted random-intercept GLMM, complete when returned.
-
-    Attributes
-    ----------
-    fixef : fixed effects β̂ by term (formulaic names, e.g. ``urban[T.Y]``).
-    bse : their standard errors. Laplace/AGQ: from the inverse of the finite-difference Hessian
-        of the approximate deviance over (σ, β) jointly, the β block (as lme4's default
-        ``vcov`` for glmer fits, for nAGQ = 1 and > 1 alike). PQL: from the final working
-        linear mixed model as ``summary(glmmPQL)`` prints them (nlme rescales the ML residual
-        variance by n/(n − p) there; ``vcov(glmmPQL)`` does not).
-    vcov : the covariance matrix of β̂ behind `bse`.
-    sd_re : σ̂, the standard deviation of the random intercepts on the link scale; for a model
-        with several random-effect terms, a Series of their SDs by ``"factor: term"``.
-    loglik : the approximate marginal log-likelihood (all constants included); NaN for PQL,
-        which maximises no likelihood.
-    ranef : conditional modes b̂_j = σ̂·û_j by group level (column ``Intercept``); for PQL the
-        BLUPs of the final working model.
-    ranef_condvar : the conditional variance of each b_j (σ̂²/h_j; PQL: working-model value).
-    converged : whether the convergence check passed (see `convergence`).
-    method, nagq : ``"laplace"`` (nagq 1), ``"agq"`` (nagq nodes) or ``"pql"`` (nagq None).
-    scale : PQL's estimated residual SD of the working model (1 would mean no over- or
-        underdispersion); 1.0 for the likelihood methods, where it is fixed by the family.
-    convergence : a sentence saying how convergence was judged and what was found.
-    theta : θ̂, the elements of the lower Cholesky factors of the random effects' covariance
-        matrices, by factor and term (lme4's ``getME(m, "theta")``: binomial and Poisson have
-        no residual scale, so these are on the link scale; for one random intercept θ = σ̂).
-    cov_re : covariance matrix of the random effects on the link scale (a dict by grouping
-        factor when there are several), as the LMM's.
-    link : the link function ("logit", "probit", "cloglog", "log").
+    """A fitted GLMM, complete when returned.
 
     With several grouping factors `ranef`, `ranef_condvar`, `cov_re` and `ngroups` are dicts
     keyed by factor, as in `mlteach.LMMResult`.
+
+    Attributes
+    ----------
+    fixef
+        fixed effects β̂ by term (formulaic names, e.g. ``urban[T.Y]``).
+    bse
+        their standard errors. Laplace/AGQ: from the inverse of the finite-difference Hessian
+        of the approximate deviance over (θ, β) jointly, the β block (as lme4's default
+        ``vcov`` for glmer fits, for nAGQ = 1 and > 1 alike). PQL: from the final working
+        linear mixed model as ``summary(glmmPQL)`` prints them (nlme rescales the ML residual
+        variance by n/(n − p) there; ``vcov(glmmPQL)`` does not).
+    vcov
+        the covariance matrix of β̂ behind `bse`.
+    sd_re
+        σ̂, the standard deviation of the random intercepts on the link scale; for a model
+        with several random-effect terms, a Series of their SDs by ``"factor: term"``.
+    loglik
+        the approximate marginal log-likelihood (all constants included); NaN for PQL,
+        which maximises no likelihood.
+    ranef
+        conditional modes b̂_j = Λ_θ û_j by group level (one column per term, e.g.
+        ``Intercept``); for PQL the
+        BLUPs of the final working model.
+    ranef_condvar
+        the conditional variance of each b_j (σ̂²/h_j; PQL: working-model value).
+    converged
+        whether the convergence check passed (see `convergence`).
+    method
+        ``"laplace"``, ``"agq"`` or ``"pql"``.
+    nagq
+        quadrature nodes per random effect: 1 for Laplace, the nodes for AGQ, None for PQL.
+    scale
+        PQL's estimated residual SD of the working model (1 would mean no over- or
+        underdispersion); 1.0 for the likelihood methods, where it is fixed by the family.
+    convergence
+        a sentence saying how convergence was judged and what was found.
+    theta
+        θ̂, the elements of the lower Cholesky factors of the random effects' covariance
+        matrices, by factor and term (lme4's ``getME(m, "theta")``: binomial and Poisson have
+        no residual scale, so these are on the link scale; for one random intercept θ = σ̂).
+    cov_re
+        covariance matrix of the random effects on the link scale (a dict by grouping
+        factor when there are several), as the LMM's.
+    link
+        the link function ("logit", "probit", "cloglog", "log").
     """
 
     fixef: pd.Series

@@ -45,12 +45,18 @@ class PLS:
 
     Attributes
     ----------
-    logdet_L : log|L_θ|² = log det(Λ'Z'ZΛ + I).
-    logdet_RX : log|R_X|² = log det(X'X − B'A⁻¹B).
-    pwrss : r²(θ), the penalised weighted residual sum of squares at β̂, û.
-    beta : β̂(θ).
-    u : û(θ), the spherical random effects (b = Λ_θ u); None when not asked for.
-    RXtRX : R_X'R_X, whose inverse times σ̂² is the covariance of β̂.
+    logdet_L
+        log|L_θ|² = log det(Λ'Z'ZΛ + I).
+    logdet_RX
+        log|R_X|² = log det(X'X − B'A⁻¹B).
+    pwrss
+        r²(θ), the penalised weighted residual sum of squares at β̂, û.
+    beta
+        β̂(θ).
+    u
+        û(θ), the spherical random effects (b = Λ_θ u); None when not asked for.
+    RXtRX
+        R_X'R_X, whose inverse times σ̂² is the covariance of β̂.
     """
 
     logdet_L: float

@@ -29,40 +29,62 @@ class LMMResult:
 
     Attributes
     ----------
-    formula : the lme4-style formula as given.
-    reml : True for a REML fit, False for maximum likelihood.
-    fixef, bse : fixed effects β̂ and their standard errors, by term (as lme4's ``fixef``,
-        ``sqrt(diag(vcov))``).
-    vcov : σ̂²(R_X'R_X)⁻¹, the covariance of β̂ given θ̂ (lme4's ``vcov``).
-    sigma : σ̂, the residual standard deviation.
-    theta : θ̂, the elements of the relative covariance factors (lme4's ``getME(m, "theta")``).
-    loglik : the maximised log-likelihood; for a REML fit the *restricted* one, as lme4's
+    formula
+        the lme4-style formula as given.
+    reml
+        True for a REML fit, False for maximum likelihood.
+    fixef
+        fixed effects β̂ by term (as lme4's ``fixef``).
+    bse
+        their standard errors, by term (``sqrt(diag(vcov))``).
+    vcov
+        σ̂²(R_X'R_X)⁻¹, the covariance of β̂ given θ̂ (lme4's ``vcov``).
+    sigma
+        σ̂, the residual standard deviation.
+    theta
+        θ̂, the elements of the relative covariance factors (lme4's ``getME(m, "theta")``).
+    loglik
+        the maximised log-likelihood; for a REML fit the *restricted* one, as lme4's
         ``logLik``.
-    cov_re : covariance matrix of the random effects (rows and columns by random term), in the
+    cov_re
+        covariance matrix of the random effects (rows and columns by random term), in the
         units of y; a dict keyed by grouping factor when there are several.
-    ranef : conditional modes (BLUPs) b̂, one row per group level (labels as strings), one
+    ranef
+        conditional modes (BLUPs) b̂, one row per group level (labels as strings), one
         column per random term; a dict keyed by grouping factor when there are several.
-    ranef_condvar : conditional variances of b given y at the estimates (the diagonal of
+    ranef_condvar
+        conditional variances of b given y at the estimates (the diagonal of
         lme4's ``condVar``), same shape as `ranef`.
-    ranef_condcov : the full conditional covariance matrix of each level's random effects
+    ranef_condcov
+        the full conditional covariance matrix of each level's random effects
         given y (lme4's ``condVar`` array, one q × q block per level): rows indexed by
         (level, term), columns by term, so ``ranef_condcov.loc["308"]`` is level 308's
         matrix. Terms of one factor in separate ``||`` blocks keep their conditional
         covariance (lme4 reports only the diagonal blocks); a dict keyed by grouping factor
         when there are several. For prediction intervals: Var(z'b_j | y) = z' C_j z.
-    singular : a variance at zero or a correlation at ±1, as lme4's ``isSingular(tol = 1e-4)``:
+    singular
+        a variance at zero or a correlation at ±1, as lme4's ``isSingular(tol = 1e-4)``:
         some diagonal element of a T_k is below 1e-4, with T_k for random-effect columns
         scaled to root mean square 1 (the same as lme4 for intercepts; for slopes the verdict
         does not change with the units of the covariate).
-    converged : False if the optimiser's checks failed (a `ConvergenceWarning` was issued).
-    nobs : rows used. ngroups : levels per grouping factor.
-    n_params : number of estimated parameters, p + len(θ) + 1 (lme4's df of ``logLik``).
-    response : name of the outcome. group_names : the grouping factors.
-    re_terms : the random terms (column names) of each grouping factor.
-    data_index : row labels of the data used. fitted, resid : ŷ = Xβ̂ + Zb̂ (+ offset) and y − ŷ.
-    offset : the ``offset()`` terms (None without them); predictions add them.
-    weights : the name of the prior-weights column, or None.
-    optinfo : optimiser details (evaluations, gradient, Hessian eigenvalues, path taken).
+    converged
+        False if the optimiser's checks failed (a `ConvergenceWarning` was issued).
+    nobs
+        rows used. ngroups : levels per grouping factor.
+    n_params
+        number of estimated parameters, p + len(θ) + 1 (lme4's df of ``logLik``).
+    response
+        name of the outcome. group_names : the grouping factors.
+    re_terms
+        the random terms (column names) of each grouping factor.
+    data_index
+        row labels of the data used. fitted, resid : ŷ = Xβ̂ + Zb̂ (+ offset) and y − ŷ.
+    offset
+        the ``offset()`` terms (None without them); predictions add them.
+    weights
+        the name of the prior-weights column, or None.
+    optinfo
+        optimiser details (evaluations, gradient, Hessian eigenvalues, path taken).
     """
 
     formula: str

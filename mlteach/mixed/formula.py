@@ -34,8 +34,10 @@ class RandomTerm:
 
     Attributes
     ----------
-    expr : formulaic right-hand side for the block's columns, e.g. ``"1 + Days"`` or ``"0 + Days"``.
-    factor : the grouping columns; several columns form their interaction (``("batch", "cask")``).
+    expr
+        formulaic right-hand side for the block's columns, e.g. ``"1 + Days"`` or ``"0 + Days"``.
+    factor
+        the grouping columns; several columns form their interaction (``("batch", "cask")``).
     """
 
     expr: str

@@ -48,13 +48,19 @@ class Block:
 
     Attributes
     ----------
-    term : the parsed ``(expr | factor)``.
-    Z : (n, q) dense columns of the block (before expansion by group).
-    columns : names of the q columns (formulaic's, e.g. ``Intercept``, ``Days``).
-    groups : the grouping index (codes per row, level labels).
-    spec : formulaic's spec, to encode new data the same way; None when the expression is only
+    term
+        the parsed ``(expr | factor)``.
+    Z
+        (n, q) dense columns of the block (before expansion by group).
+    columns
+        names of the q columns (formulaic's, e.g. ``Intercept``, ``Days``).
+    groups
+        the grouping index (codes per row, level labels).
+    spec
+        formulaic's spec, to encode new data the same way; None when the expression is only
         ``1``/``0`` and plain numeric columns, which `encode` then copies directly.
-    theta_slice : the positions of this block's elements in θ.
+    theta_slice
+        the positions of this block's elements in θ.
     """
 
     term: RandomTerm

@@ -25,9 +25,13 @@ class Comparison:
 
     Attributes
     ----------
-    params, bse : DataFrames, one row per term (in order of first appearance) and one column
-        per model; NaN where a model has no such term.
-    stats : DataFrame of model facts (estimator, rows, groups, R² and its kind, SE type).
+    params
+        DataFrame of coefficients, one row per term (in order of first appearance) and
+        one column per model; NaN where a model has no such term.
+    bse
+        DataFrame of standard errors, laid out as `params`.
+    stats
+        DataFrame of model facts (estimator, rows, groups, R² and its kind, SE type).
     """
 
     params: pd.DataFrame

@@ -56,11 +56,18 @@ class Panel:
 
     Attributes
     ----------
-    design : the encoded formula on the complete rows (`mlteach.design.Design`).
-    groups : `GroupIndex` of the group column on those rows.
-    time : integer position of each row's time in `time_levels` (None without a time column).
-    time_levels : the distinct times in order (numeric/date order, or category order).
-    group_name, time_name : the column names.
+    design
+        the encoded formula on the complete rows (`mlteach.design.Design`).
+    groups
+        `GroupIndex` of the group column on those rows.
+    time
+        integer position of each row's time in `time_levels` (None without a time column).
+    time_levels
+        the distinct times in order (numeric/date order, or category order).
+    group_name
+        the group column's name.
+    time_name
+        the time column's name (None without one).
     """
 
     design: Design

@@ -134,7 +134,7 @@ def hausman(fe: PanelResult, re: PanelResult) -> TestResult:
     under H0: the group effects are uncorrelated with the regressors (then random effects is
     efficient and Var(b_FE − b_RE) = V_FE − V_RE). In a finite sample V_FE − V_RE need not be
     positive definite; then, as Stata, a generalised inverse is used, df is its rank, and a
-    `HausmanWarning` says so. If the quadratic form is then negative, |H| is reported, as plm's
+    `HausmanWarning` says so. If the quadratic form is then negative, ``|H|`` is reported, as plm's
     ``phtest`` does (Stata prints the negative value), with the warning. The classical test is invalid with robust errors; use
     `mundlak_test` then.
     """

@@ -35,17 +35,26 @@ class PredictionBasis:
 
     Attributes
     ----------
-    design : the encoded rows used in fitting (its formulaic spec encodes new data the same way).
-    group_levels : the group labels seen in fitting (strings, level order).
-    group_effect : α̂_i (fixed effects: in the first period, two-way) or û_i (random effects:
+    design
+        the encoded rows used in fitting (its formulaic spec encodes new data the same way).
+    group_levels
+        the group labels seen in fitting (strings, level order).
+    group_effect
+        α̂_i (fixed effects: in the first period, two-way) or û_i (random effects:
         the GLS conditional mean, see `mlteach.panel.random.random_group_effects`) by group
         level; None for `between` and `first_difference`.
-    time_levels, time_effect : the periods seen and γ̂_t (0 in the first) of a two-way fixed-
-        effects fit; else None.
-    split_terms, split_means : for `rewb`, the terms split into within and mean parts and their
-        group means in fitting (G × len(split_terms)); else empty / None.
-    fitted : in-sample predictions of `first_difference` (fitted changes), else None.
-    row_groups : the position in `group_levels` of each fitted row's group, fixed at fit time
+    time_levels
+        the periods seen in a two-way fixed-effects fit; else None.
+    time_effect
+        γ̂_t for those periods (0 in the first); else None.
+    split_terms
+        for `rewb`, the terms split into within and mean parts; else empty.
+    split_means
+        for `rewb`, their group means in fitting (G × len(split_terms)); else None.
+    fitted
+        in-sample predictions of `first_difference` (fitted changes), else None.
+    row_groups
+        the position in `group_levels` of each fitted row's group, fixed at fit time
         (read-only), so that in-sample predictions never re-read a data frame.
 
     The basis owns what it holds: `design` encodes a copy of the data made at fit time, and
@@ -127,25 +136,41 @@ class PanelResult(CoefficientTable):
 
     Attributes
     ----------
-    estimator : the estimator's name as printed ("Fixed effects (within)", ...).
-    kind : (class attribute) a short machine name: "within", "lsdv", "fd", "between",
+    estimator
+        the estimator's name as printed ("Fixed effects (within)", ...).
+    kind
+        (class attribute) a short machine name: "within", "lsdv", "fd", "between",
         "random", "gls", "rewb"; `short_name` is the column heading `compare` prints.
-    params, bse : coefficients and standard errors by term (formulaic names).
-    vcov : their covariance matrix (of the kind `cov_type`, with factor `cov_factor`).
-    nobs : rows of the regression actually run (differences for first differences, groups
+    params
+        coefficients by term (formulaic names).
+    bse
+        their standard errors.
+    vcov
+        their covariance matrix (of the kind `cov_type`, with factor `cov_factor`).
+    nobs
+        rows of the regression actually run (differences for first differences, groups
         for the between regression); `n_rows` is the rows of the data used.
-    ngroups : groups in the rows used (``n_groups`` before issue 14, a deprecated alias).
-    df_resid : residual degrees of freedom of the classical variance (absorbed effects counted).
-    df_inference : degrees of freedom of the t distribution for tests and intervals
+    ngroups
+        groups in the rows used (``n_groups`` before issue 14, a deprecated alias).
+    df_resid
+        residual degrees of freedom of the classical variance (absorbed effects counted).
+    df_inference
+        degrees of freedom of the t distribution for tests and intervals
         (None: normal).
-    rsquared : R² of the regression actually run; `rsquared_kind` says which ("within", ...).
-    ssr, sigma2 : residual sum of squares and error variance e'e/df_resid of that regression.
-    loglik : linearmodels' ``loglik`` of that regression (see `gaussian_loglik`).
-    resid : residuals of that regression, indexed by the data's row labels.
-    fitted : in-sample predictions, ``predict()``.
-    dropped : terms removed because the transformation left them without variation.
-    notes : plain-language facts printed under the summary (gaps, singletons, conventions).
-    prediction_basis : what `predict` needs besides the coefficients (the data's encoding and
+    rsquared
+        R² of the regression actually run; `rsquared_kind` says which ("within", ...).
+    ssr
+        residual sum of squares of that regression.
+    sigma2
+        its error variance e'e/df_resid.
+    resid
+        residuals of that regression, indexed by the data's row labels.
+    dropped
+        terms removed because the transformation left them without variation.
+    notes
+        plain-language facts printed under the summary (gaps, singletons, conventions).
+    prediction_basis
+        what `predict` needs besides the coefficients (the data's encoding and
         the estimated group effects); see `PredictionBasis`.
     """
 
@@ -358,11 +383,15 @@ class FixedEffectsResult(PanelResult):
 class LSDVResult(FixedEffectsResult):
     """A fixed-effects fit by dummy variables: slopes as `within`, plus the intercepts.
 
-    Attributes (besides `PanelResult`'s)
+    It has every attribute of `PanelResult`, and these:
+
+    Attributes
     ----------
-    group_effects : DataFrame indexed by group level with the estimate and SE of each group's
+    group_effects
+        DataFrame indexed by group level with the estimate and SE of each group's
         intercept α_i (in the first period, two-way).
-    time_effects : DataFrame of the time effects γ_t relative to the first period (two-way),
+    time_effects
+        DataFrame of the time effects γ_t relative to the first period (two-way),
         else None.
     """
 
@@ -460,15 +489,21 @@ class GLSResult(PanelResult):
 class RandomEffectsResult(GLSResult):
     """A random-effects (GLS) fit with its variance components.
 
-    Attributes (besides `PanelResult`'s)
+    It has every attribute of `PanelResult`, and these:
+
+    Attributes
     ----------
-    sigma2_u, sigma2_e : variance of the group effects u_i and of the idiosyncratic error.
-        `sigma2_u` is truncated at zero, as a variance must be.
-    sigma2_u_raw : the Swamy–Arora estimate of σ²_u before that truncation. It is negative
+    sigma2_u
+        variance of the group effects u_i, truncated at zero as a variance must be.
+    sigma2_e
+        variance of the idiosyncratic error.
+    sigma2_u_raw
+        the Swamy–Arora estimate of σ²_u before that truncation. It is negative
         when the group means differ less than the within-group noise alone would make them
         (a `BoundaryFitWarning` is issued, and `sigma2_u` and θ are 0); printed in the
         summary then.
-    theta_by_group : θ_i per group label (Series). `theta` is one number when every group
+    theta_by_group
+        θ_i per group label (Series). `theta` is one number when every group
         has the same number of rows, else this Series.
     """
 
@@ -495,11 +530,16 @@ class RandomEffectsResult(GLSResult):
 class REWBResult(RandomEffectsResult):
     """A within-between random-effects fit, with the effects of each split regressor.
 
-    Attributes (besides `RandomEffectsResult`'s)
+    It has every attribute of `RandomEffectsResult`, and these:
+
+    Attributes
     ----------
-    within_effects : coefficient table of the x_within terms (the fixed-effects slopes).
-    between_effects : coefficient table of the x_mean terms (effects of the group means).
-    contextual_effects : between − within for each variable (Mundlak's coefficient on x̄_i
+    within_effects
+        coefficient table of the x_within terms (the fixed-effects slopes).
+    between_effects
+        coefficient table of the x_mean terms (effects of the group means).
+    contextual_effects
+        between − within for each variable (Mundlak's coefficient on x̄_i
         in ``y ~ x + x_mean``), with standard errors from the covariance of the two.
     """
 

@@ -22,22 +22,31 @@ from mlteach.results.base import OwnsTables, Summary, format_value, renamed
 class TestResult(OwnsTables):
     """A hypothesis test: null hypothesis, statistic, distribution with df, and p-value.
 
-    Attributes
-    ----------
-    name : the test's name ("Hausman test (fixed vs random effects)", ...).
-    null : the null hypothesis in words.
-    statistic : the test statistic (W/q for an F test, W or 2·Δlog L for a χ² test).
-    df : degrees of freedom (numerator df for F).
-    df_denom : denominator df for an F test, else None (χ² or a χ² mixture).
-    pvalue : upper-tail p-value.
-    details : a table behind the statistic (the compared coefficients, the fitted models).
-    notes : plain-language caveats (a generalised inverse was used, a boundary was tested).
-    distribution : the statistic's distribution under H0 as printed; by default ``chi2(df)``
-        or ``F(df, df_denom)``. A test with another reference distribution (the LRT's
-        ``0.5 chi2(0) + 0.5 chi2(1)`` mixture at a variance boundary) passes its own.
-
     Subclasses add their own facts as keyword-only fields (``@dataclass(frozen=True,
     kw_only=True)``), so every test keeps these names, its `summary()`, `to_frame()` and HTML.
+
+    Attributes
+    ----------
+    name
+        the test's name ("Hausman test (fixed vs random effects)", ...).
+    null
+        the null hypothesis in words.
+    statistic
+        the test statistic (W/q for an F test, W or 2·Δlog L for a χ² test).
+    df
+        degrees of freedom (numerator df for F).
+    df_denom
+        denominator df for an F test, else None (χ² or a χ² mixture).
+    pvalue
+        upper-tail p-value.
+    details
+        a table behind the statistic (the compared coefficients, the fitted models).
+    notes
+        plain-language caveats (a generalised inverse was used, a boundary was tested).
+    distribution
+        the statistic's distribution under H0 as printed; by default ``chi2(df)``
+        or ``F(df, df_denom)``. A test with another reference distribution (the LRT's
+        ``0.5 chi2(0) + 0.5 chi2(1)`` mixture at a variance boundary) passes its own.
     """
 
     __test__ = False  # not a pytest test class
