@@ -907,8 +907,16 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.remove_unused_categories()
         return cats.cat.codes.to_numpy(np.int64), [str(c) for c in cats.cat.categories]
-    uniq, codes = np.unique(values.to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), [str(u) for u in uniq]
+    # Hash first (pandas.factorize: O(n)), then sort only the distinct labels: sorting a
+    # million strings (np.unique) costs ~1 s, sorting a few thousand levels nothing.
+    codes, uniq = pd.factorize(values.to_numpy(), sort=False)
+    if (codes < 0).any():                       # missing labels: left to np.unique as before
+        uniq, codes = np.unique(values.to_numpy(), return_inverse=True)
+        return codes.astype(np.int64), [str(u) for u in uniq]
+    order = np.argsort(np.asarray(uniq), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], [str(u) for u in np.asarray(uniq)[order]]
 
 
 def check_grouping(groups: GroupIndex, nobs: int, role: str = "grouping variable",

@@ -207,9 +207,10 @@ def our_theta(name: str, r) -> np.ndarray:
     return np.array([theirs[k] for k in r.theta.index])
 
 
-# The per-group fast path serves one grouping factor; the sparse path serves every model.
-EVALUATORS = [(name, method) for name in RESULTS for method in ("single", "sparse")
-              if method == "sparse" or len(RESULTS[name]["ngrps"]) == 1]
+# The per-group fast path serves one grouping factor, the blocked one several; the sparse path
+# serves every model.
+EVALUATORS = [(name, method) for name in RESULTS for method in ("single", "blocked", "sparse")
+              if method == "sparse" or (len(RESULTS[name]["ngrps"]) == 1) == (method == "single")]
 
 
 @pytest.mark.parametrize("name,method", EVALUATORS)
@@ -219,7 +220,7 @@ def test_quantities_at_lme4_theta(name, method):
     from mlteach.lmm.fit import deviance_function
 
     r, ref = fit(name), RESULTS[name]
-    assert method == "sparse" or len(r.group_names) == 1
+    assert method == "sparse" or (len(r.group_names) == 1) == (method == "single")
     dev = deviance_function(r.design, r.structure, method)
     theta = our_theta(name, r)
     n, p = r.design.X.shape

@@ -169,23 +169,33 @@ class SparseDeviance:
         return splu(self.A(theta), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                     options={"SymmetricMode": True})
 
-    def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
-        """Solve the penalised least-squares problem at θ (û is cheap here: always formed)."""
-        theta = np.asarray(theta, dtype=float)
+    def solve_A(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """log det A, Λ'Z'[X y] and A⁻¹Λ'Z'[X y] at θ (sparse LU of A)."""
         Lam = self.Lambda(theta)
         lu = self._factor(theta)
         logdet_L = float(np.log(np.abs(lu.U.diagonal())).sum())
-        B = np.asarray(Lam.T @ self.ZtX)
-        c = np.asarray(Lam.T @ self.Zty).ravel()
-        W = lu.solve(np.column_stack([B, c]))
+        Bc = np.asarray(Lam.T @ np.column_stack([self.ZtX, self.Zty]))
+        return logdet_L, Bc, lu.solve(Bc)
+
+    def pls(self, theta: np.ndarray, with_u: bool = True) -> PLS:
+        """Solve the penalised least-squares problem at θ (û is cheap here: always formed)."""
+        theta = np.asarray(theta, dtype=float)
+        return self.pls_from(theta, *self.solve_A(theta))
+
+    def pls_from(self, theta: np.ndarray, logdet_L: float, Bc: np.ndarray, W: np.ndarray
+                 ) -> PLS:
+        """The PLS solution from log det A, Λ'Z'[X y] and A⁻¹Λ'Z'[X y] (`solve_A`), with r²
+        and R_X'R_X recomputed from residuals where the cross-products cancel."""
+        B, c = Bc[:, :-1], Bc[:, -1]
         Ainv_B, Ainv_c = W[:, :-1], W[:, -1]
         out = schur_solution(self.XtX, self.Xty, self.yty, B.T @ Ainv_B, B.T @ Ainv_c,
                              float(c @ Ainv_c), logdet_L, Ainv_c, Ainv_B)
         if cancels(self.n, self.yty, out.pwrss):
+            Lam = self.Lambda(theta)
             r = self._y - self._X @ out.beta - self._Z @ np.asarray(Lam @ out.u).ravel()
             out = dataclasses.replace(out, pwrss=residual_pwrss(r, out.u))
         if rx_cancels(self.XtX, out.RXtRX):
-            E = self._X - np.asarray(self._Z @ (Lam @ Ainv_B))
+            E = self._X - np.asarray(self._Z @ (self.Lambda(theta) @ Ainv_B))
             out = with_residual_rx(out, E.T @ E + Ainv_B.T @ Ainv_B)
         return out
 

@@ -18,15 +18,17 @@ from mlteach.design import (Design, assert_full_rank, check_columns, fixed_desig
 from mlteach.errors import (BoundaryFitWarning, ConvergenceWarning, DataTypeError,
                             FormulaSyntaxError, GroupingError, MlteachError, RankDeficientError,
                             warn)
+from mlteach.lmm.blocked import BlockedDeviance
 from mlteach.lmm.deviance import SparseDeviance, sigma2_hat, split_factor_blocks
 from mlteach.mixed.formula import MixedFormula, parse_mixed_formula
 from mlteach.mixed.offset import Offset, build_offset
+from mlteach.mixed.blocked import MAX_DENSE
 from mlteach.mixed.optimize import SINGULAR_TOL, Optimum, check_fit, minimize_deviance
 from mlteach.lmm.result import LMMResult
 from mlteach.lmm.single import SingleFactorDeviance
 from mlteach.mixed.structure import ReStructure, build_structure, random_variables
 
-Method = Literal["auto", "single", "sparse"]
+Method = Literal["auto", "single", "blocked", "sparse"]
 # A random-effect column whose residual after projection on span(X) is below this share of
 # its length lies in span(X) (`check_confounding`).
 CONFOUND_RTOL = 1e-8
@@ -38,15 +40,17 @@ def deviance_function(design: Design, structure: ReStructure, method: Method = "
                       weights: np.ndarray | None = None, offset: np.ndarray | None = None
                       ) -> SingleFactorDeviance | SparseDeviance:
     """The evaluator of the profiled deviance: per-group fast path for one grouping factor,
-    sparse path otherwise (or as requested by `method`).
+    block elimination for several, sparse LU when the smaller factors have too many effects
+    for a dense Schur complement (or as requested by `method`).
 
     With prior weights w (residual variance σ²/w_i, as lmer's ``weights``) the rows of X, y − o
     and Z are multiplied by √w_i: the weighted model is an unweighted one in those rows. Its
     deviance differs from the evaluator's by the constant −Σ log w_i (`log_weights`), which
     moves no estimate; `assemble` adds it to the log-likelihood.
     """
-    if method not in ("auto", "single", "sparse"):
-        raise MlteachError(f"method must be 'auto', 'single' or 'sparse', got {method!r}.")
+    if method not in ("auto", "single", "blocked", "sparse"):
+        raise MlteachError(f"method must be 'auto', 'single', 'blocked' or 'sparse', got "
+                           f"{method!r}.")
     if method == "single" and not structure.single_factor:
         raise MlteachError(f"method='single' needs one grouping factor; this model has "
                          f"{', '.join(structure.factors)}. Use method='auto'.")
@@ -57,7 +61,16 @@ def deviance_function(design: Design, structure: ReStructure, method: Method = "
         sw = np.sqrt(weights)
         X, y = X * sw[:, None], y * sw
         structure = structure.row_scaled(sw)
-    if method == "sparse" or not structure.single_factor:
+    if method == "sparse":
+        return SparseDeviance(X, y, structure)
+    if method == "blocked" or not structure.single_factor:
+        blocked = BlockedDeviance.choose(X, y, structure)
+        if blocked is not None:
+            return blocked
+        if method == "blocked":
+            raise MlteachError(f"method='blocked' needs at most {MAX_DENSE} random effects "
+                               f"outside the largest block; this model has more. Use "
+                               f"method='auto'.")
         return SparseDeviance(X, y, structure)
     return SingleFactorDeviance(X, y, structure)
 
@@ -200,9 +213,11 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, method: Method = "a
     reml : bool
         True for restricted maximum likelihood (REML), False for maximum likelihood (needed to
         compare models with different fixed effects by a likelihood-ratio test).
-    method : {"auto", "single", "sparse"}
+    method : {"auto", "single", "blocked", "sparse"}
         Evaluator of the deviance: "auto" uses per-group sufficient statistics for one grouping
-        factor and sparse matrices otherwise; the others force one (for tests).
+        factor, the block elimination of `mlteach.lmm.blocked` for several (when the factors
+        other than the largest have at most 2,500 effects) and a sparse LU otherwise; the
+        others force one (for tests).
     weights : str, optional
         Column of prior weights w_i > 0, as lmer's ``weights``: row i has residual variance
         σ²/w_i (e.g. a mean of w_i observations). ``offset(expr)`` terms in the formula add
@@ -297,7 +312,7 @@ def optimize_theta(dev: SingleFactorDeviance | SparseDeviance, structure: ReStru
         return record(dev.objective(theta_unit / scale, reml))
 
     objective_and_gradient = None
-    if isinstance(dev, SingleFactorDeviance):
+    if getattr(dev, "has_gradient", False):
         def objective_and_gradient(theta_unit: np.ndarray) -> tuple[float, np.ndarray]:
             value, grad = dev.objective_and_gradient(theta_unit / scale, reml)
             return record(value), grad / scale          # ∂d/∂θ̃ = (∂d/∂θ) / s

@@ -88,6 +88,8 @@ def backward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
 class SingleFactorDeviance:
     """PLS quantities for a model whose random-effect blocks all share one grouping factor."""
 
+    has_gradient = True      # `objective_and_gradient` for every structure of one factor
+
     def __init__(self, X: np.ndarray, y: np.ndarray, structure: ReStructure):
         if not structure.single_factor:
             raise MlteachError("SingleFactorDeviance needs a single grouping factor.")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
+from scipy.linalg import lapack
 
 MAX_DENSE = 2500   # largest r₂ for a dense Schur complement (50 MB)
 
@@ -95,56 +96,77 @@ class BlockedPattern:
         prods = (Vw1[:, self._d_a] * V1[:, self._d_b]).ravel()
         D = np.bincount(self._d_key, weights=prods, minlength=n1 * q1 * q1).reshape(n1, q1, q1)
         D[:, np.arange(q1), np.arange(q1)] += 1.0
-        if q1 == 1:
-            d = D[:, 0, 0]
-            logdet = float(np.log(d).sum())
-            L1 = None
-        else:
-            L1 = np.linalg.cholesky(D)                                # batched, lower
-            logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
-            d = None
         if not self.r2:
-            return BlockedFactor(self, d, L1, None, None, None, logdet)
+            return factor_blocks(self, D, None, None)
         V2 = V[:, self.pos2]
         bvals = (Vw1[:, :, None] * V2[:, None, :]).ravel()
         bdata = np.bincount(self._b_pos, weights=bvals, minlength=self._b_nnz)
         Vw2 = V2 * w[:, None]
-        S = np.bincount(self._a22_key, weights=(Vw2[:, :, None] * V2[:, None, :]).ravel(),
-                        minlength=self.r2 * self.r2).reshape(self.r2, self.r2)
-        S[np.diag_indices(self.r2)] += 1.0
+        A22 = np.bincount(self._a22_key, weights=(Vw2[:, :, None] * V2[:, None, :]).ravel(),
+                          minlength=self.r2 * self.r2).reshape(self.r2, self.r2)
+        A22[np.diag_indices(self.r2)] += 1.0
         if self._dense_b:
-            Bd = np.zeros(n1 * q1 * self.r2)
-            Bd[self._b_flat] = bdata
-            Bd = Bd.reshape(n1 * q1, self.r2)
-            if q1 == 1:
-                Md = Bd / d[:, None]
-            else:
-                Md = np.einsum("jab,jbc->jac", np.linalg.inv(D),
-                               Bd.reshape(n1, q1, self.r2)).reshape(n1 * q1, self.r2)
-            S -= Bd.T @ Md
-            LS = linalg.cholesky(S, lower=True, check_finite=False)
-            logdet += 2.0 * float(np.log(np.diag(LS)).sum())
-            return BlockedFactor(self, d, L1, Bd, Md, LS, logdet)
-        B = sp.csr_matrix((bdata, self._b_indices, self._b_indptr), shape=(n1 * q1, self.r2))
+            B = np.zeros(n1 * q1 * self.r2)
+            B[self._b_flat] = bdata
+            B = B.reshape(n1 * q1, self.r2)
+        else:
+            B = sp.csr_matrix((bdata, self._b_indices, self._b_indptr),
+                              shape=(n1 * q1, self.r2))
+        return factor_blocks(self, D, B, A22)
+
+
+def factor_blocks(layout: "BlockedPattern | BlockLayout", D: np.ndarray,
+                  B: "sp.csr_matrix | np.ndarray | None", A22: np.ndarray | None
+                  ) -> "BlockedFactor":
+    """Factor A = [[A₁₁, B], [B', A₂₂]] from its pieces: the (J, q1, q1) blocks D_j of A₁₁,
+    B = A₁₂ (dense or CSR) and A₂₂ dense (None, None for one grouping factor). Overwrites
+    A₂₂ with the Schur complement S = A₂₂ − B'A₁₁⁻¹B before factoring it."""
+    q1, n1 = layout.q1, layout.n1
+    if q1 == 1:
+        d, L1 = D[:, 0, 0], None
+        logdet = float(np.log(d).sum())
+    else:
+        d, L1 = None, np.linalg.cholesky(D)                          # batched, lower
+        logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
+    if B is None:
+        return BlockedFactor(layout, d, L1, None, None, None, logdet)
+    if isinstance(B, np.ndarray):
+        if q1 == 1:
+            M = B / d[:, None]
+        else:
+            M = np.einsum("jab,jbc->jac", np.linalg.inv(D),
+                          B.reshape(n1, q1, -1)).reshape(n1 * q1, -1)
+        A22 -= B.T @ M
+    else:
         if q1 == 1:
             M = B.copy()
-            M.data = M.data / d[self._b_row]
+            M.data = M.data / np.repeat(d, np.diff(B.indptr))
         else:
-            Dinv = np.linalg.inv(D)
-            Dinv_bd = sp.bsr_matrix((Dinv, np.arange(n1), np.arange(n1 + 1)),
+            Dinv_bd = sp.bsr_matrix((np.linalg.inv(D), np.arange(n1), np.arange(n1 + 1)),
                                     shape=(n1 * q1, n1 * q1))
             M = (Dinv_bd @ B).tocsr()
-        S -= (B.T @ M).toarray()
-        LS = linalg.cholesky(S, lower=True, check_finite=False)
-        logdet += 2.0 * float(np.log(np.diag(LS)).sum())
-        return BlockedFactor(self, d, L1, B, M, LS, logdet)
+        A22 -= (B.T @ M).toarray()
+    LS = linalg.cholesky(A22, lower=True, check_finite=False)
+    logdet += 2.0 * float(np.log(np.diag(LS)).sum())
+    return BlockedFactor(layout, d, L1, B, M, LS, logdet)
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Where block 1 sits in u: effects [start, stop), n1 levels of q1 effects, r2 others."""
+
+    start: int
+    stop: int
+    n1: int
+    q1: int
+    r2: int
 
 
 @dataclass
 class BlockedFactor:
     """A factored by blocks: `solve(g)` gives A⁻¹g, `logdet` is log det A."""
 
-    pattern: BlockedPattern
+    pattern: "BlockedPattern | BlockLayout"
     d: np.ndarray | None          # q1 = 1: the diagonal of A₁₁
     L1: np.ndarray | None         # q1 > 1: lower Cholesky factors of the D_j (J × q1 × q1)
     B: sp.csr_matrix | np.ndarray | None      # A₁₂ (dense when mostly filled)
@@ -154,14 +176,44 @@ class BlockedFactor:
 
     def _solve11(self, g1: np.ndarray) -> np.ndarray:
         if self.d is not None:
-            return g1 / self.d
+            return g1 / (self.d if g1.ndim == 1 else self.d[:, None])
         p = self.pattern
-        G = g1.reshape(p.n1, p.q1, 1)
+        G = g1.reshape(p.n1, p.q1, -1)
         y = np.linalg.solve(self.L1, G)
         x = np.linalg.solve(np.transpose(self.L1, (0, 2, 1)), y)
-        return x.ravel()
+        return x.reshape(g1.shape)
+
+    def inverse_traces(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the LMM's gradient needs of A⁻¹: the trace of each of block 1's q1 × q1
+        diagonal blocks summed over levels, (Σ_j ((A⁻¹)₁₁)_j,aa)_a, and the diagonal of
+        (A⁻¹)₂₂ = S⁻¹ (block 2's order). With M = A₁₁⁻¹A₁₂, (A⁻¹)₁₁ = A₁₁⁻¹ + M S⁻¹M', so
+        its summed diagonal is that of A₁₁⁻¹ plus Σ_j diag(M_j S⁻¹ M_j') = Σ ((M'M) ∘ S⁻¹)
+        arranged by a: one r₂ × r₂ product M'M (sparse for nested designs), no n × r₂ one.
+        """
+        p = self.pattern
+        if self.d is not None:
+            diag1 = np.array([np.sum(1.0 / self.d)])
+        else:
+            Linv = np.linalg.inv(self.L1)                       # A₁₁⁻¹ = L⁻ᵀL⁻¹ per level
+            diag1 = np.einsum("jba,jba->a", Linv, Linv)
+        if not p.r2:
+            return diag1, np.zeros(0)
+        # S⁻¹'s lower triangle (dpotri leaves LS's zero upper triangle as it was): for a
+        # symmetric K, Σ K ∘ S⁻¹ = 2 Σ K ∘ tril(S⁻¹) − Σ diag(K) diag(S⁻¹)
+        Sinv_low, info = lapack.dpotri(self.LS, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the Schur complement S is singular")
+        diag2 = np.diag(Sinv_low).copy()
+        for a in range(p.q1):
+            Ma = self.M[a::p.q1] if p.q1 > 1 else self.M
+            MtM = Ma.T @ Ma
+            MtM = MtM.toarray() if sp.issparse(MtM) else MtM
+            # (MtM symmetric: pair it with the transposed view, which has LAPACK's layout)
+            diag1[a] += 2.0 * float(np.vdot(MtM, Sinv_low.T)) - float(np.diag(MtM) @ diag2)
+        return diag1, diag2
 
     def solve(self, g: np.ndarray) -> np.ndarray:
+        """A⁻¹g for a vector g (q,) or a matrix g (q, m)."""
         p = self.pattern
         g1 = g[p.start:p.stop]
         x = np.empty_like(g)
@@ -178,4 +230,4 @@ class BlockedFactor:
         return x
 
 
-__all__ = ["BlockedPattern", "BlockedFactor", "MAX_DENSE"]
+__all__ = ["BlockedPattern", "BlockedFactor", "BlockLayout", "factor_blocks", "MAX_DENSE"]

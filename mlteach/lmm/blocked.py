@@ -1,0 +1,216 @@
+"""The LMM's penalised least squares for several grouping factors, by blocks of A (issue 15).
+
+Design note. With A = Λ'Z'ZΛ + I (`mlteach.lmm.deviance`), put first the random-effect block
+with most effects (the grouping factor with most levels, e.g. InstEval's 2,972 students) and
+all other blocks after it:
+
+    A = [ Λ₁'(Z₁'Z₁)Λ₁ + I    Λ₁'(Z₁'Z₂)Λ₂     ]  =  [ A₁₁  A₁₂ ]
+        [ Λ₂'(Z₂'Z₁)Λ₁        Λ₂'(Z₂'Z₂)Λ₂ + I ]     [ A₂₁  A₂₂ ]
+
+Z₁'Z₁ is block diagonal (one q₁ × q₁ block per level: a row has one level of factor 1), so A₁₁
+is too, and A is factored by one block elimination (`mlteach.mixed.blocked.factor_blocks`):
+the batched Cholesky factors of A₁₁'s blocks and the dense Cholesky factor of the Schur
+complement S = A₂₂ − A₂₁A₁₁⁻¹A₁₂, whose size r₂ is the number of the other blocks' effects
+(1,142 for InstEval's lecturers and departments). Then
+
+    log det A = Σ_j log det (A₁₁)_j + log det S,
+
+and A⁻¹Λ'Z'[X y] follows from the same two factors. This is MixedModels.jl's blocked Cholesky
+(Bates et al., MixedModels.jl) with two blocks.
+
+The cross-products Z'Z, Z'X, Z'y are formed once; an evaluation only scales them by Λ_θ
+(for scalar terms, one number per effect) and factors: no sparse matrix is built, ordered or
+analysed per evaluation, unlike the general path's SuperLU (`SparseDeviance`), which stays for
+structures whose other blocks are too many for a dense S (r₂ > `MAX_DENSE`). A₁₂ is kept dense
+when it is small or mostly filled (crossed designs), sparse otherwise (nested designs, where
+each level of factor 1 meets one level of factor 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from mlteach.lmm.deviance import SparseDeviance, profiled_deviance
+from mlteach.mixed.blocked import MAX_DENSE, BlockLayout, factor_blocks
+from mlteach.mixed.structure import ReStructure
+
+# A₁₂ dense when it has at most this many entries, or (up to DENSE_B_MAX) a quarter filled
+DENSE_B_SMALL = 200_000
+DENSE_B_MAX = 4_000_000
+
+
+class BlockedDeviance(SparseDeviance):
+    """PLS quantities for several grouping factors by the block elimination of the module notes.
+
+    Inherits the cross-products, Λ_θ and the once-per-fit pieces (conditional modes and
+    covariances) from `SparseDeviance`; replaces its per-evaluation sparse LU.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, structure: ReStructure, first: int):
+        super().__init__(X, y, structure)
+        blocks = structure.blocks
+        offsets = np.cumsum([0] + [b.n_effects for b in blocks])
+        b1 = blocks[first]
+        start, n1, q1 = int(offsets[first]), b1.groups.n_groups, b1.q
+        stop = start + n1 * q1
+        self.layout = BlockLayout(start=start, stop=stop, n1=n1, q1=q1, r2=self.q - n1 * q1)
+        self.first = first
+        # block 2's pieces, in the order of u without block 1: (block, start within block 2)
+        self.others, pos = [], 0
+        for k, b in enumerate(blocks):
+            if k != first:
+                self.others.append((k, pos))
+                pos += b.n_effects
+        self.scalar = all(b.q == 1 for b in blocks)
+        self._term_starts = offsets[:-1]
+        # Z₁'Z₁ as its (n1, q1, q1) diagonal blocks
+        a, c = np.divmod(np.arange(q1 * q1), q1)
+        keys = (b1.groups.codes[:, None] * (q1 * q1) + np.arange(q1 * q1)[None, :]).ravel()
+        self.D_raw = np.bincount(keys, weights=(b1.Z[:, a] * b1.Z[:, c]).ravel(),
+                                 minlength=n1 * q1 * q1).reshape(n1, q1, q1)
+        idx2 = np.r_[0:start, stop:self.q]
+        ZtZ = self.ZtZ.tocsr()
+        rows1 = ZtZ[start:stop]
+        B = rows1[:, idx2].tocsr()
+        B.sort_indices()
+        size = n1 * q1 * self.layout.r2
+        self.dense_b = size <= DENSE_B_SMALL or (size <= DENSE_B_MAX and B.nnz > 0.25 * size)
+        self.B_raw = B.toarray() if self.dense_b else B
+        self.A22_raw = ZtZ[idx2][:, idx2].toarray()
+        self.ZtXy = np.column_stack([self.ZtX, self.Zty])
+        if not self.scalar:
+            # Λ₂ as a sparse matrix: its non-zeros' rows, columns and θ positions, once
+            r, cc, ind = structure.lambda_pattern()
+            keep = (r < start) | (r >= stop)
+            shift = lambda i: np.where(i < start, i, i - n1 * q1)  # noqa: E731
+            self._lam2 = (shift(r[keep]), shift(cc[keep]), ind[keep])
+
+    @classmethod
+    def choose(cls, X: np.ndarray, y: np.ndarray, structure: ReStructure
+               ) -> "BlockedDeviance | None":
+        """The evaluator with the block of most effects first, or None when the others have
+        more than `MAX_DENSE` effects (the general sparse path then)."""
+        sizes = [b.n_effects for b in structure.blocks]
+        first = int(np.argmax(sizes))
+        if structure.n_effects - sizes[first] > MAX_DENSE:
+            return None
+        return cls(X, y, structure, first)
+
+    # Λ' G and H Λ by blocks, for dense G (q × m) and H (m × q)
+
+    def _lambda_scalars(self, theta: np.ndarray) -> np.ndarray:
+        """Scalar terms only: the diagonal of Λ_θ, one θ per effect."""
+        return np.concatenate([np.full(b.n_effects, theta[b.theta_slice.start])
+                               for b in self.structure.blocks])
+
+    def _lt_times(self, Ts: list[np.ndarray], G: np.ndarray) -> np.ndarray:
+        """Λ'G: level j of block k contributes T_k' G_j."""
+        out = np.empty_like(G)
+        pos = 0
+        for b, T in zip(self.structure.blocks, Ts):
+            seg = G[pos:pos + b.n_effects].reshape(b.groups.n_groups, b.q, -1)
+            out[pos:pos + b.n_effects] = np.einsum("ab,jam->jbm", T, seg).reshape(b.n_effects, -1)
+            pos += b.n_effects
+        return out
+
+    def _times_lambda2(self, Ts: list[np.ndarray], H: np.ndarray) -> np.ndarray:
+        """H Λ₂ for H (m × r₂): level j of each other block k contributes H_j T_k."""
+        out = np.empty_like(H)
+        for k, pos in self.others:
+            b = self.structure.blocks[k]
+            seg = H[:, pos:pos + b.n_effects].reshape(H.shape[0], b.groups.n_groups, b.q)
+            out[:, pos:pos + b.n_effects] = np.einsum("mja,ab->mjb", seg, Ts[k]).reshape(
+                H.shape[0], b.n_effects)
+        return out
+
+    def _pieces(self, theta: np.ndarray):
+        """A₁₁'s blocks, A₁₂, A₂₂ and Λ'Z'[X y] at θ."""
+        lay = self.layout
+        if self.scalar:
+            lam = self._lambda_scalars(theta)
+            t1 = lam[lay.start]
+            lam2 = np.concatenate([lam[:lay.start], lam[lay.stop:]])
+            D = self.D_raw * (t1 * t1)
+            if self.dense_b:
+                B = self.B_raw * (t1 * lam2)[None, :]
+            else:
+                B = self.B_raw.copy()
+                B.data = B.data * (t1 * lam2[B.indices])
+            A22 = self.A22_raw * lam2[:, None] * lam2[None, :]
+            Bc = self.ZtXy * lam[:, None]
+        else:
+            Ts = self.structure.factors_T(theta)
+            T1 = Ts[self.first]
+            D = np.einsum("ab,jac,cd->jbd", T1, self.D_raw, T1)
+            r, c, ind = self._lam2
+            Lam2 = sp.csr_matrix((theta[ind], (r, c)), shape=(lay.r2, lay.r2))
+            if self.dense_b:
+                B = np.einsum("ab,jam->jbm", T1, self.B_raw.reshape(lay.n1, lay.q1, -1))
+                B = self._times_lambda2(Ts, B.reshape(lay.n1 * lay.q1, -1))
+            else:
+                Lam1 = sp.bsr_matrix((np.broadcast_to(T1, (lay.n1,) + T1.shape).copy(),
+                                      np.arange(lay.n1), np.arange(lay.n1 + 1)),
+                                     shape=(lay.n1 * lay.q1,) * 2)
+                B = (Lam1.T @ self.B_raw @ Lam2).tocsr()
+            A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.A22_raw).T).T
+            Bc = self._lt_times(Ts, self.ZtXy)
+        D[:, np.arange(lay.q1), np.arange(lay.q1)] += 1.0
+        A22[np.diag_indices(lay.r2)] += 1.0
+        return D, B, A22, Bc
+
+    def solve_A(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """log det A, Λ'Z'[X y] and A⁻¹Λ'Z'[X y] at θ, by block elimination."""
+        return self._solve(np.asarray(theta, dtype=float))[:3]
+
+    def _solve(self, theta: np.ndarray):
+        D, B, A22, Bc = self._pieces(theta)
+        factor = factor_blocks(self.layout, D, B, A22)
+        return factor.logdet, Bc, factor.solve(Bc), factor
+
+    @property
+    def has_gradient(self) -> bool:
+        """The analytic gradient is written for scalar terms (every T_k a single θ_k)."""
+        return self.scalar
+
+    def objective_and_gradient(self, theta: np.ndarray, reml: bool
+                               ) -> tuple[float, np.ndarray]:
+        """The profiled deviance and its gradient in θ, for scalar random-effect terms.
+
+        With Λ = diag(λ) (λ_i = θ_k for the effects i of term k) and A = ΛZ'ZΛ + I,
+        ΛZ'Z = (A − I)Λ⁻¹, so ∂ log det A/∂θ_k = 2 tr(A⁻¹ΛZ'Z Λ_k) = (2/θ_k) Σ_{i∈k} (1 − (A⁻¹)_ii),
+        which needs only the diagonal of A⁻¹ (`BlockedFactor.diag_inverse`). Under REML the
+        same holds for the full system Ω = [[A, ΛZ'X], [X'ZΛ, X'X]], log det Ω = log|L|² +
+        log|R_X|², with (Ω⁻¹)_uu = A⁻¹ + A⁻¹B(R_X'R_X)⁻¹B'A⁻¹. By the envelope theorem the
+        minimised r² moves as ∂r²/∂θ_k = −2 Σ_{i∈k} (Z'e)_i û_i, e = y − Xβ̂ − ZΛû. At θ_k = 0
+        the log-determinant terms vanish (A depends on θ_k through θ_k²).
+        """
+        theta = np.asarray(theta, dtype=float)
+        logdet_L, Bc, W, factor = self._solve(theta)
+        pls = self.pls_from(theta, logdet_L, Bc, W)
+        d = self.n - self.p if reml else self.n
+        value = profiled_deviance(pls, self.n, self.p, reml)
+        lay = self.layout
+        trace1, diag2 = factor.inverse_traces()
+        # Σ_{i∈k} (A⁻¹)_ii per term: block 1's from the traces, the others' from diag(S⁻¹)
+        diag = np.zeros(self.q)
+        diag[:lay.start], diag[lay.stop:] = diag2[:lay.start], diag2[lay.start:]
+        sums = np.add.reduceat(diag, self._term_starts)
+        sums[self.first] = trace1[0]
+        if reml:
+            R = np.linalg.cholesky(pls.RXtRX)
+            K = np.linalg.solve(R, W[:, :-1].T)              # R⁻¹ (A⁻¹B)'
+            sums = sums + np.add.reduceat(np.einsum("ji,ji->i", K, K), self._term_starts)
+        lam = self._lambda_scalars(theta)
+        Zte = self.Zty - self.ZtX @ pls.beta - self.ZtZ @ (lam * pls.u)
+        dr2 = np.add.reduceat(-2.0 * Zte * pls.u, self._term_starts)
+        grad = np.zeros_like(theta)
+        for k, b in enumerate(self.structure.blocks):
+            t = b.theta_slice.start
+            if theta[t] != 0.0:
+                grad[t] = 2.0 * (b.n_effects - sums[k]) / theta[t]
+            grad[t] += d * dr2[k] / pls.pwrss
+        return value, grad
+
+
+__all__ = ["BlockedDeviance"]
