@@ -63,7 +63,6 @@ class BlockedDeviance(SparseDeviance):
                 self.others.append((k, pos))
                 pos += b.n_effects
         self.scalar = all(b.q == 1 for b in blocks)
-        self._term_starts = offsets[:-1]
         # Z₁'Z₁ as its (n1, q1, q1) diagonal blocks
         a, c = np.divmod(np.arange(q1 * q1), q1)
         keys = (b1.groups.codes[:, None] * (q1 * q1) + np.arange(q1 * q1)[None, :]).ravel()
@@ -168,49 +167,93 @@ class BlockedDeviance(SparseDeviance):
         factor = factor_blocks(self.layout, D, B, A22)
         return factor.logdet, Bc, factor.solve(Bc), factor
 
-    @property
-    def has_gradient(self) -> bool:
-        """The analytic gradient is written for scalar terms (every T_k a single θ_k)."""
-        return self.scalar
+    has_gradient = True
 
     def objective_and_gradient(self, theta: np.ndarray, reml: bool
                                ) -> tuple[float, np.ndarray]:
-        """The profiled deviance and its gradient in θ, for scalar random-effect terms.
+        """The profiled deviance and its gradient in θ.
 
-        With Λ = diag(λ) (λ_i = θ_k for the effects i of term k) and A = ΛZ'ZΛ + I,
-        ΛZ'Z = (A − I)Λ⁻¹, so ∂ log det A/∂θ_k = 2 tr(A⁻¹ΛZ'Z Λ_k) = (2/θ_k) Σ_{i∈k} (1 − (A⁻¹)_ii),
-        which needs only the diagonal of A⁻¹ (`BlockedFactor.diag_inverse`). Under REML the
-        same holds for the full system Ω = [[A, ΛZ'X], [X'ZΛ, X'X]], log det Ω = log|L|² +
-        log|R_X|², with (Ω⁻¹)_uu = A⁻¹ + A⁻¹B(R_X'R_X)⁻¹B'A⁻¹. By the envelope theorem the
-        minimised r² moves as ∂r²/∂θ_k = −2 Σ_{i∈k} (Z'e)_i û_i, e = y − Xβ̂ − ZΛû. At θ_k = 0
-        the log-determinant terms vanish (A depends on θ_k through θ_k²).
+        With Λ'Z'ZΛ = A − I, Λ'Z'Z = (A − I)Λ⁻¹ wherever Λ is invertible, so for the element
+        θ_t = (T_k)_rc, whose ∂Λ/∂θ_t = Λ_t puts E_rc in each level's block of term k,
+
+            ∂ log det A/∂θ_t = 2 tr(A⁻¹Λ'Z'Z Λ_t) = 2 tr((I − A⁻¹)Λ⁻¹Λ_t)
+                             = 2 [(G_k I − Σ_j (A⁻¹)_jj) T_k⁻¹]_cr,
+
+        Σ_j over the G_k levels' q_k × q_k diagonal blocks of A⁻¹ (`summed_inverse_blocks`);
+        for a scalar term 2(G_k − Σ_j (A⁻¹)_jj)/θ_k. Under REML the same holds for the full
+        system Ω = [[A, ΛZ'X], [X'ZΛ, X'X]] (log det Ω = log|L|² + log|R_X|²), whose
+        (Ω⁻¹)_uu = A⁻¹ + A⁻¹B(R_X'R_X)⁻¹B'A⁻¹ adds Σ_j V_j V_j' with V = A⁻¹B R_X⁻¹. By the
+        envelope theorem the minimised r² moves as ∂r²/∂θ_t = −2 Σ_j (Z'e)_jr û_jc, with
+        e = y − Xβ̂ − ZΛû. At θ_k = 0 (a scalar term at its bound) the log-determinant term is
+        0 (A depends on θ_k through θ_k²); a singular T_k of a vector term falls back to
+        central differences of the deviance.
         """
         theta = np.asarray(theta, dtype=float)
         logdet_L, Bc, W, factor = self._solve(theta)
         pls = self.pls_from(theta, logdet_L, Bc, W)
         d = self.n - self.p if reml else self.n
         value = profiled_deviance(pls, self.n, self.p, reml)
-        lay = self.layout
-        trace1, diag2 = factor.inverse_traces()
-        # Σ_{i∈k} (A⁻¹)_ii per term: block 1's from the traces, the others' from diag(S⁻¹)
-        diag = np.zeros(self.q)
-        diag[:lay.start], diag[lay.stop:] = diag2[:lay.start], diag2[lay.start:]
-        sums = np.add.reduceat(diag, self._term_starts)
-        sums[self.first] = trace1[0]
+        Ts = self.structure.factors_T(theta)
+        if any(b.q > 1 and np.any(np.diag(T) == 0.0)
+               for b, T in zip(self.structure.blocks, Ts)):
+            return value, self._difference_gradient(theta, reml)
+        summed1, S_low = factor.summed_inverse_blocks()
+        V = None
         if reml:
             R = np.linalg.cholesky(pls.RXtRX)
-            K = np.linalg.solve(R, W[:, :-1].T)              # R⁻¹ (A⁻¹B)'
-            sums = sums + np.add.reduceat(np.einsum("ji,ji->i", K, K), self._term_starts)
-        lam = self._lambda_scalars(theta)
-        Zte = self.Zty - self.ZtX @ pls.beta - self.ZtZ @ (lam * pls.u)
-        dr2 = np.add.reduceat(-2.0 * Zte * pls.u, self._term_starts)
+            V = np.linalg.solve(R, W[:, :-1].T).T               # A⁻¹B R_X⁻ᵀ, (q, p)
+        Zte = self.Zty - self.ZtX @ pls.beta - self.ZtZ @ self._lambda_times(Ts, pls.u)
         grad = np.zeros_like(theta)
-        for k, b in enumerate(self.structure.blocks):
-            t = b.theta_slice.start
-            if theta[t] != 0.0:
-                grad[t] = 2.0 * (b.n_effects - sums[k]) / theta[t]
-            grad[t] += d * dr2[k] / pls.pwrss
+        pos2 = dict(self.others)
+        pos = 0
+        for k, (b, T) in enumerate(zip(self.structure.blocks, Ts)):
+            G, q = b.groups.n_groups, b.q
+            if k == self.first:
+                summed = summed1.copy()
+            else:
+                idx = pos2[k] + np.arange(G)[:, None] * q + np.arange(q)[None, :]   # (G, q)
+                hi, lo = np.maximum.outer(np.arange(q), np.arange(q)), \
+                    np.minimum.outer(np.arange(q), np.arange(q))
+                summed = S_low[idx[:, hi], idx[:, lo]].sum(axis=0)
+            if V is not None:
+                Vk = V[pos:pos + b.n_effects].reshape(G, q, -1)
+                summed = summed + np.einsum("jam,jbm->ab", Vk, Vk)
+            ze = Zte[pos:pos + b.n_effects].reshape(G, q)
+            uk = pls.u[pos:pos + b.n_effects].reshape(G, q)
+            dr2 = -2.0 * ze.T @ uk                               # [r, c]: Σ_j ze_jr u_jc
+            r_idx, c_idx = b.lower_tri()
+            if q == 1 and T[0, 0] == 0.0:
+                dlogdet = np.zeros((1, 1))
+            else:
+                dlogdet = 2.0 * (G * np.eye(q) - summed) @ np.linalg.inv(T)   # [c, r]
+            grad[b.theta_slice] = dlogdet[c_idx, r_idx] + d * dr2[r_idx, c_idx] / pls.pwrss
+            pos += b.n_effects
         return value, grad
+
+    def _lambda_times(self, Ts: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+        """Λu: level j of block k gives T_k u_j."""
+        out = np.empty_like(u)
+        pos = 0
+        for b, T in zip(self.structure.blocks, Ts):
+            seg = u[pos:pos + b.n_effects].reshape(b.groups.n_groups, b.q)
+            out[pos:pos + b.n_effects] = (seg @ T.T).ravel()
+            pos += b.n_effects
+        return out
+
+    def _difference_gradient(self, theta: np.ndarray, reml: bool) -> np.ndarray:
+        """Central differences (forward at a bound) of the deviance: where T_k is singular."""
+        lower = self.structure.theta_lower()
+        grad = np.empty_like(theta)
+        for t in range(theta.size):
+            h = 1e-6 * max(1.0, abs(theta[t]))
+            e = np.zeros_like(theta)
+            e[t] = h
+            if theta[t] - h < lower[t]:
+                grad[t] = (self.objective(theta + e, reml) - self.objective(theta, reml)) / h
+            else:
+                grad[t] = (self.objective(theta + e, reml)
+                           - self.objective(theta - e, reml)) / (2 * h)
+        return grad
 
 
 __all__ = ["BlockedDeviance"]

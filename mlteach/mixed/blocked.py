@@ -183,34 +183,40 @@ class BlockedFactor:
         x = np.linalg.solve(np.transpose(self.L1, (0, 2, 1)), y)
         return x.reshape(g1.shape)
 
-    def inverse_traces(self) -> tuple[np.ndarray, np.ndarray]:
-        """What the LMM's gradient needs of A⁻¹: the trace of each of block 1's q1 × q1
-        diagonal blocks summed over levels, (Σ_j ((A⁻¹)₁₁)_j,aa)_a, and the diagonal of
-        (A⁻¹)₂₂ = S⁻¹ (block 2's order). With M = A₁₁⁻¹A₁₂, (A⁻¹)₁₁ = A₁₁⁻¹ + M S⁻¹M', so
-        its summed diagonal is that of A₁₁⁻¹ plus Σ_j diag(M_j S⁻¹ M_j') = Σ ((M'M) ∘ S⁻¹)
-        arranged by a: one r₂ × r₂ product M'M (sparse for nested designs), no n × r₂ one.
+    def summed_inverse_blocks(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the LMM's gradient needs of A⁻¹: block 1's q1 × q1 diagonal blocks summed over
+        its levels, Σ_j ((A⁻¹)₁₁)_j, and the lower triangle of (A⁻¹)₂₂ = S⁻¹ (None without a
+        block 2). With M = A₁₁⁻¹A₁₂, (A⁻¹)₁₁ = A₁₁⁻¹ + M S⁻¹M', so entry (a, b) of the sum is
+        that of Σ_j (A₁₁)_j⁻¹ plus Σ (M_a'M_b) ∘ S⁻¹ (M_a: the rows of M for effect a): r₂ × r₂
+        products M_a'M_b (sparse for nested designs), never an n × r₂ one.
         """
         p = self.pattern
         if self.d is not None:
-            diag1 = np.array([np.sum(1.0 / self.d)])
+            summed = np.array([[np.sum(1.0 / self.d)]])
         else:
             Linv = np.linalg.inv(self.L1)                       # A₁₁⁻¹ = L⁻ᵀL⁻¹ per level
-            diag1 = np.einsum("jba,jba->a", Linv, Linv)
+            summed = np.einsum("jca,jcb->ab", Linv, Linv)
         if not p.r2:
-            return diag1, np.zeros(0)
-        # S⁻¹'s lower triangle (dpotri leaves LS's zero upper triangle as it was): for a
-        # symmetric K, Σ K ∘ S⁻¹ = 2 Σ K ∘ tril(S⁻¹) − Σ diag(K) diag(S⁻¹)
-        Sinv_low, info = lapack.dpotri(self.LS, lower=1)
+            return summed, None
+        # dpotri writes S⁻¹'s lower triangle and leaves LS's zero upper triangle as it was
+        S_low, info = lapack.dpotri(self.LS, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("the Schur complement S is singular")
-        diag2 = np.diag(Sinv_low).copy()
+        diagS = np.diag(S_low)
+        rows = [self.M[a::p.q1] if p.q1 > 1 else self.M for a in range(p.q1)]
         for a in range(p.q1):
-            Ma = self.M[a::p.q1] if p.q1 > 1 else self.M
-            MtM = Ma.T @ Ma
-            MtM = MtM.toarray() if sp.issparse(MtM) else MtM
-            # (MtM symmetric: pair it with the transposed view, which has LAPACK's layout)
-            diag1[a] += 2.0 * float(np.vdot(MtM, Sinv_low.T)) - float(np.diag(MtM) @ diag2)
-        return diag1, diag2
+            for b in range(a + 1):
+                K = rows[a].T @ rows[b]
+                K = K.toarray() if sp.issparse(K) else np.asarray(K)
+                if a != b:
+                    K = 0.5 * (K + K.T)                         # S⁻¹ symmetric: its sym. part
+                # Σ K ∘ S⁻¹ for symmetric K from the lower triangle (the transposed view has
+                # LAPACK's layout: no copy)
+                value = 2.0 * float(np.vdot(K, S_low.T)) - float(np.diag(K) @ diagS)
+                summed[a, b] += value
+                if a != b:
+                    summed[b, a] += value
+        return summed, S_low
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """A⁻¹g for a vector g (q,) or a matrix g (q, m)."""

@@ -260,14 +260,22 @@ def conditional_covariances(structure: ReStructure, A: sp.spmatrix, theta: np.nd
     A11_inv = np.linalg.inv(A11_blocks)
     inv_blocks = {big: A11_inv}
     if idx2.size:
-        A12 = A[idx1][:, idx2].toarray()                       # (G1·q1, q2) dense
-        W = np.einsum("gab,gbm->gam", A11_inv, A12.reshape(G1, q1, -1))
-        W = W.reshape(G1 * q1, -1)
-        S = A[idx2][:, idx2].toarray() - A12.T @ W
+        # A₁₂ and W stay sparse (nested designs: one non-zero per row); only S is dense
+        A12 = A[idx1][:, idx2].tocsr()                         # (G1·q1, q2)
+        A11_inv_bd = sp.bsr_matrix((A11_inv, np.arange(G1), np.arange(G1 + 1)),
+                                   shape=(G1 * q1, G1 * q1))
+        W = (A11_inv_bd @ A12).tocsr()
+        S = A[idx2][:, idx2].toarray() - (A12.T @ W).toarray()
         S_inv = np.linalg.inv(S)
-        M = (W @ S_inv).reshape(G1, q1, -1)
-        Wg = W.reshape(G1, q1, -1)
-        inv_blocks[big] = A11_inv + np.einsum("gam,gbm->gab", M, Wg)
+        # the levels' blocks of W S⁻¹ W', a few thousand rows of W S⁻¹ at a time
+        extra = np.empty((G1, q1, q1))
+        step = max(1, int(4e6 // max(S.shape[0], 1)) // q1)
+        for lo in range(0, G1, step):
+            Wc = W[lo * q1:(lo + step) * q1]
+            Mc = np.asarray(Wc @ S_inv).reshape(-1, q1, S.shape[0])
+            Wd = Wc.toarray().reshape(-1, q1, S.shape[0])
+            extra[lo:lo + step] = np.einsum("gam,gbm->gab", Mc, Wd)
+        inv_blocks[big] = A11_inv + extra
         pos = 0
         for f in others:
             G, q = positions[f].shape
