@@ -95,6 +95,24 @@ def test_analytic_gradient_equals_finite_differences(kind, reml, seed):
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
 
 
+@pytest.mark.parametrize("kind,nested", [("nested", True), ("slope_nested", True),
+                                         ("crossed", False), ("three", False),
+                                         ("slope_crossed", False)])
+def test_nested_factors_take_the_per_level_path(kind, nested):
+    """Classes in schools: the Schur complement is block diagonal (one block per school), and
+    the evaluator factors it block by block; crossed factors keep the dense complement."""
+    dev, sparse, structure = evaluators(FORMULAS[kind], crossed_data(3, 4, 5, 2))
+    assert (dev.parent is not None) == nested
+    theta = random_theta(structure, np.random.default_rng(3))
+    for reml in (True, False):
+        assert dev.objective(theta, reml) == pytest.approx(sparse.objective(theta, reml),
+                                                           rel=1e-11)
+    s2 = 1.7
+    for f, cov in dev.condcov_factors(theta, s2).items():
+        np.testing.assert_allclose(cov, sparse.condcov_factors(theta, s2)[f], rtol=1e-9,
+                                   atol=1e-12)
+
+
 def test_gradient_is_zero_in_a_coordinate_at_its_bound():
     """At θ_k = 0 the deviance depends on θ_k through θ_k²: its slope there is 0."""
     dev, _, structure = evaluators(FORMULAS["crossed"], crossed_data(5, 6, 4, 2))

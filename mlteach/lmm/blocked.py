@@ -32,7 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlteach.lmm.deviance import SparseDeviance, profiled_deviance
-from mlteach.mixed.blocked import MAX_DENSE, BlockLayout, factor_blocks
+from mlteach.mixed.blocked import (MAX_DENSE, BlockLayout, NestedFactor, factor_blocks,
+                                   nested_parent)
 from mlteach.mixed.structure import ReStructure
 
 # A₁₂ dense when it has at most this many entries, or (up to DENSE_B_MAX) a quarter filled
@@ -68,31 +69,53 @@ class BlockedDeviance(SparseDeviance):
         keys = (b1.groups.codes[:, None] * (q1 * q1) + np.arange(q1 * q1)[None, :]).ravel()
         self.D_raw = np.bincount(keys, weights=(b1.Z[:, a] * b1.Z[:, c]).ravel(),
                                  minlength=n1 * q1 * q1).reshape(n1, q1, q1)
-        idx2 = np.r_[0:start, stop:self.q]
-        ZtZ = self.ZtZ.tocsr()
-        rows1 = ZtZ[start:stop]
-        B = rows1[:, idx2].tocsr()
-        B.sort_indices()
-        size = n1 * q1 * self.layout.r2
-        self.dense_b = size <= DENSE_B_SMALL or (size <= DENSE_B_MAX and B.nnz > 0.25 * size)
-        self.B_raw = B.toarray() if self.dense_b else B
-        self.A22_raw = ZtZ[idx2][:, idx2].toarray()
-        self.ZtXy = np.column_stack([self.ZtX, self.Zty])
         if not self.scalar:
             # Λ₂ as a sparse matrix: its non-zeros' rows, columns and θ positions, once
             r, cc, ind = structure.lambda_pattern()
             keep = (r < start) | (r >= stop)
             shift = lambda i: np.where(i < start, i, i - n1 * q1)  # noqa: E731
             self._lam2 = (shift(r[keep]), shift(cc[keep]), ind[keep])
+        idx2 = np.r_[0:start, stop:self.q]
+        ZtZ = self.ZtZ.tocsr()
+        rows1 = ZtZ[start:stop]
+        B = rows1[:, idx2].tocsr()
+        B.sort_indices()
+        self.ZtXy = np.column_stack([self.ZtX, self.Zty])
+        self.parent = nested_parent(b1.groups.codes, n1, blocks[self.others[0][0]].groups.codes
+                                    ) if len(self.others) == 1 else None
+        if self.parent is not None:
+            # nested: B_j (q1 × q2) per level j at column block p(j); A₂₂ by its own blocks
+            b2 = blocks[self.others[0][0]]
+            q2, G2 = b2.q, b2.groups.n_groups
+            rows, cols = np.repeat(np.arange(B.shape[0]), np.diff(B.indptr)), B.indices
+            self.Bn_raw = np.zeros((n1, q1, q2))
+            self.Bn_raw[rows // q1, rows % q1, cols % q2] = B.data
+            a2, c2 = np.divmod(np.arange(q2 * q2), q2)
+            keys = (b2.groups.codes[:, None] * (q2 * q2) + np.arange(q2 * q2)[None, :]).ravel()
+            self.A22n_raw = np.bincount(keys, weights=(b2.Z[:, a2] * b2.Z[:, c2]).ravel(),
+                                        minlength=G2 * q2 * q2).reshape(G2, q2, q2)
+            self.gather = sp.csr_matrix((np.ones(n1), (self.parent, np.arange(n1))),
+                                        shape=(G2, n1))
+            self.dense_b = False
+            return
+        size = n1 * q1 * self.layout.r2
+        self.dense_b = size <= DENSE_B_SMALL or (size <= DENSE_B_MAX and B.nnz > 0.25 * size)
+        self.B_raw = B.toarray() if self.dense_b else B
+        self.A22_raw = ZtZ[idx2][:, idx2].toarray()
 
     @classmethod
     def choose(cls, X: np.ndarray, y: np.ndarray, structure: ReStructure
                ) -> "BlockedDeviance | None":
         """The evaluator with the block of most effects first, or None when the others have
-        more than `MAX_DENSE` effects (the general sparse path then)."""
+        more than `MAX_DENSE` effects and are not a factor that the first is nested in (the
+        general sparse path then)."""
         sizes = [b.n_effects for b in structure.blocks]
         first = int(np.argmax(sizes))
-        if structure.n_effects - sizes[first] > MAX_DENSE:
+        blocks = structure.blocks
+        nested = len(blocks) == 2 and nested_parent(
+            blocks[first].groups.codes, blocks[first].groups.n_groups,
+            blocks[1 - first].groups.codes) is not None
+        if not nested and structure.n_effects - sizes[first] > MAX_DENSE:
             return None
         return cls(X, y, structure, first)
 
@@ -162,10 +185,40 @@ class BlockedDeviance(SparseDeviance):
         """log det A, Λ'Z'[X y] and A⁻¹Λ'Z'[X y] at θ, by block elimination."""
         return self._solve(np.asarray(theta, dtype=float))[:3]
 
+    def _nested_factor(self, theta: np.ndarray) -> tuple[NestedFactor, np.ndarray]:
+        """Nested factors: the per-level pieces scaled by T₁, T₂ and factored."""
+        Ts = self.structure.factors_T(theta)
+        T1, T2 = Ts[self.first], Ts[self.others[0][0]]
+        D = np.einsum("ab,jac,cd->jbd", T1, self.D_raw, T1)
+        D[:, np.arange(self.layout.q1), np.arange(self.layout.q1)] += 1.0
+        Bn = np.einsum("ab,jac,cd->jbd", T1, self.Bn_raw, T2)
+        A22 = np.einsum("ab,jac,cd->jbd", T2, self.A22n_raw, T2)
+        A22[:, np.arange(T2.shape[0]), np.arange(T2.shape[0])] += 1.0
+        factor = NestedFactor(self.layout, self.parent, self.gather, D, Bn, A22)
+        return factor, self._lt_times(Ts, self.ZtXy)
+
     def _solve(self, theta: np.ndarray):
-        D, B, A22, Bc = self._pieces(theta)
-        factor = factor_blocks(self.layout, D, B, A22)
+        if self.parent is not None:
+            factor, Bc = self._nested_factor(theta)
+        else:
+            D, B, A22, Bc = self._pieces(theta)
+            factor = factor_blocks(self.layout, D, B, A22)
         return factor.logdet, Bc, factor.solve(Bc), factor
+
+    def condcov_factors(self, theta: np.ndarray, sigma2: float) -> dict[str, np.ndarray]:
+        """Per grouping factor, σ² T_f (A⁻¹)_jj T_f' (lme4's ``condVar``); nested factors
+        read the levels' blocks of A⁻¹ off their factorisation."""
+        if self.parent is None:
+            return super().condcov_factors(theta, sigma2)
+        theta = np.asarray(theta, dtype=float)
+        factor, _ = self._nested_factor(theta)
+        inv1, inv2 = factor.level_inverse_blocks()
+        Ts = self.structure.factors_T(theta)
+        out = {}
+        for k, inv in ((self.first, inv1), (self.others[0][0], inv2)):
+            T = Ts[k]
+            out[self.structure.blocks[k].factor] = sigma2 * T[None] @ inv @ T.T[None]
+        return out
 
     has_gradient = True
 
@@ -197,24 +250,21 @@ class BlockedDeviance(SparseDeviance):
         if any(b.q > 1 and np.any(np.diag(T) == 0.0)
                for b, T in zip(self.structure.blocks, Ts)):
             return value, self._difference_gradient(theta, reml)
-        summed1, S_low = factor.summed_inverse_blocks()
+        others = [(pos2, self.structure.blocks[k].groups.n_groups, self.structure.blocks[k].q)
+                  for k, pos2 in self.others]
+        summed_blocks = factor.summed_inverse_blocks(others)
+        summed_of = {self.first: summed_blocks[0]}
+        summed_of.update({k: m for (k, _), m in zip(self.others, summed_blocks[1:])})
         V = None
         if reml:
             R = np.linalg.cholesky(pls.RXtRX)
             V = np.linalg.solve(R, W[:, :-1].T).T               # A⁻¹B R_X⁻ᵀ, (q, p)
         Zte = self.Zty - self.ZtX @ pls.beta - self.ZtZ @ self._lambda_times(Ts, pls.u)
         grad = np.zeros_like(theta)
-        pos2 = dict(self.others)
         pos = 0
         for k, (b, T) in enumerate(zip(self.structure.blocks, Ts)):
             G, q = b.groups.n_groups, b.q
-            if k == self.first:
-                summed = summed1.copy()
-            else:
-                idx = pos2[k] + np.arange(G)[:, None] * q + np.arange(q)[None, :]   # (G, q)
-                hi, lo = np.maximum.outer(np.arange(q), np.arange(q)), \
-                    np.minimum.outer(np.arange(q), np.arange(q))
-                summed = S_low[idx[:, hi], idx[:, lo]].sum(axis=0)
+            summed = summed_of[k]
             if V is not None:
                 Vk = V[pos:pos + b.n_effects].reshape(G, q, -1)
                 summed = summed + np.einsum("jam,jbm->ab", Vk, Vk)

@@ -183,12 +183,13 @@ class BlockedFactor:
         x = np.linalg.solve(np.transpose(self.L1, (0, 2, 1)), y)
         return x.reshape(g1.shape)
 
-    def summed_inverse_blocks(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """What the LMM's gradient needs of A⁻¹: block 1's q1 × q1 diagonal blocks summed over
-        its levels, Σ_j ((A⁻¹)₁₁)_j, and the lower triangle of (A⁻¹)₂₂ = S⁻¹ (None without a
-        block 2). With M = A₁₁⁻¹A₁₂, (A⁻¹)₁₁ = A₁₁⁻¹ + M S⁻¹M', so entry (a, b) of the sum is
-        that of Σ_j (A₁₁)_j⁻¹ plus Σ (M_a'M_b) ∘ S⁻¹ (M_a: the rows of M for effect a): r₂ × r₂
-        products M_a'M_b (sparse for nested designs), never an n × r₂ one.
+    def summed_inverse_blocks(self, others: list[tuple[int, int, int]]) -> list[np.ndarray]:
+        """What the LMM's gradient needs of A⁻¹: for block 1 and for each other block (given
+        as its start in block 2, levels G and effects per level q), the levels' q × q
+        diagonal blocks of A⁻¹ summed over the levels. With M = A₁₁⁻¹A₁₂,
+        (A⁻¹)₁₁ = A₁₁⁻¹ + M S⁻¹M', so entry (a, b) of block 1's sum is that of Σ_j (A₁₁)_j⁻¹
+        plus Σ (M_a'M_b) ∘ S⁻¹ (M_a: the rows of M for effect a): r₂ × r₂ products M_a'M_b,
+        never an n × r₂ one; the others' come from (A⁻¹)₂₂ = S⁻¹.
         """
         p = self.pattern
         if self.d is not None:
@@ -197,7 +198,7 @@ class BlockedFactor:
             Linv = np.linalg.inv(self.L1)                       # A₁₁⁻¹ = L⁻ᵀL⁻¹ per level
             summed = np.einsum("jca,jcb->ab", Linv, Linv)
         if not p.r2:
-            return summed, None
+            return [summed]
         # dpotri writes S⁻¹'s lower triangle and leaves LS's zero upper triangle as it was
         S_low, info = lapack.dpotri(self.LS, lower=1)
         if info != 0:
@@ -216,7 +217,13 @@ class BlockedFactor:
                 summed[a, b] += value
                 if a != b:
                     summed[b, a] += value
-        return summed, S_low
+        out = [summed]
+        for pos, G, q in others:
+            idx = pos + np.arange(G)[:, None] * q + np.arange(q)[None, :]      # (G, q)
+            hi = np.maximum.outer(np.arange(q), np.arange(q))
+            lo = np.minimum.outer(np.arange(q), np.arange(q))
+            out.append(S_low[idx[:, hi], idx[:, lo]].sum(axis=0))
+        return out
 
     def solve(self, g: np.ndarray) -> np.ndarray:
         """A⁻¹g for a vector g (q,) or a matrix g (q, m)."""
@@ -236,4 +243,68 @@ class BlockedFactor:
         return x
 
 
-__all__ = ["BlockedPattern", "BlockedFactor", "BlockLayout", "factor_blocks", "MAX_DENSE"]
+def nested_parent(codes1: np.ndarray, n1: int, codes2: np.ndarray) -> np.ndarray | None:
+    """The level of factor 2 that each level of factor 1 lies in, or None when some level of
+    factor 1 meets several levels of factor 2 (not nested)."""
+    parent = np.zeros(n1, dtype=np.int64)
+    parent[codes1] = codes2
+    return parent if np.array_equal(parent[codes1], codes2) else None
+
+
+class NestedFactor:
+    """A = [[A₁₁, A₁₂], [A₂₁, A₂₂]] factored when factor 1 is nested in factor 2 (classes in
+    schools): each level j of factor 1 meets one level p(j) of factor 2, so A₁₂ has one
+    q₁ × q₂ block B_j per level j (at column block p(j)), A₂₂ is block diagonal and so is
+    the Schur complement, one q₂ × q₂ block per level g of factor 2:
+
+        S_g = (A₂₂)_g − Σ_{j: p(j) = g} B_j' D_j⁻¹ B_j.
+
+    Everything is a batched operation on small blocks: no dense r₂ × r₂ matrix at all.
+    """
+
+    def __init__(self, layout: "BlockLayout", parent: np.ndarray, gather: sp.csr_matrix,
+                 D: np.ndarray, Bn: np.ndarray, A22: np.ndarray):
+        self.layout, self.parent, self.gather = layout, parent, gather
+        self.L1 = np.linalg.cholesky(D)                               # (n1, q1, q1)
+        Dinv = np.linalg.inv(D)
+        self.M = Dinv @ Bn                                            # (n1, q1, q2)
+        self.Dinv = Dinv
+        G2, q2 = A22.shape[0], A22.shape[1]
+        BtM = np.einsum("jab,jac->jbc", Bn, self.M).reshape(len(parent), -1)
+        S = A22 - np.asarray(gather @ BtM).reshape(G2, q2, q2)
+        self.LS = np.linalg.cholesky(S)
+        self.Sinv = np.linalg.inv(S)
+        self.logdet = 2.0 * float(np.log(np.diagonal(self.L1, axis1=1, axis2=2)).sum()
+                                  + np.log(np.diagonal(self.LS, axis1=1, axis2=2)).sum())
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        """A⁻¹g for a vector g (q,) or a matrix g (q, m)."""
+        lay = self.layout
+        G2, q2 = self.Sinv.shape[0], self.Sinv.shape[1]
+        g1 = g[lay.start:lay.stop].reshape(lay.n1, lay.q1, -1)
+        g2 = np.concatenate([g[:lay.start], g[lay.stop:]]).reshape(G2, q2, -1)
+        m = g1.shape[2]
+        t = g2 - np.asarray(self.gather @ np.einsum("jab,jam->jbm", self.M, g1).reshape(
+            lay.n1, -1)).reshape(G2, q2, m)
+        x2 = self.Sinv @ t
+        x1 = self.Dinv @ g1 - self.M @ x2[self.parent]
+        x = np.empty_like(g, dtype=float)
+        x[lay.start:lay.stop] = x1.reshape(g[lay.start:lay.stop].shape)
+        x2 = x2.reshape((-1,) + g.shape[1:])
+        x[:lay.start], x[lay.stop:] = x2[:lay.start], x2[lay.start:]
+        return x
+
+    def level_inverse_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The levels' diagonal blocks of A⁻¹: D_j⁻¹ + M_j S_p(j)⁻¹ M_j' and S_g⁻¹."""
+        M = self.M
+        inner = np.einsum("jab,jbc,jdc->jad", M, self.Sinv[self.parent], M)
+        return self.Dinv + inner, self.Sinv
+
+    def summed_inverse_blocks(self, others: list[tuple[int, int, int]]) -> list[np.ndarray]:
+        """Σ_j of the levels' diagonal blocks of A⁻¹, for block 1 and the (one) other."""
+        one, two = self.level_inverse_blocks()
+        return [one.sum(axis=0), two.sum(axis=0)]
+
+
+__all__ = ["BlockedPattern", "BlockedFactor", "BlockLayout", "NestedFactor", "factor_blocks",
+           "nested_parent", "MAX_DENSE"]
