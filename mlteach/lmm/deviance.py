@@ -21,9 +21,9 @@ Profiling β and σ² out of the likelihood leaves a function of θ alone (eqs. 
 
 with σ̂² = r²/n (ML) or r²/(n−p) (REML). −d/2 is the (restricted) log-likelihood.
 
-Two evaluators give the same `PLS` quantities: `SparseDeviance` (any number of grouping factors,
-sparse LU of A) here, and `SingleFactorDeviance` (one grouping factor, per-group blocks) in
-`mlteach.lmm.single`.
+Three evaluators give the same `PLS` quantities: `SparseDeviance` (any structure, sparse LU of
+A) here, `SingleFactorDeviance` (one grouping factor, per-group blocks) in `mlteach.lmm.single`
+and `BlockedDeviance` (several grouping factors, block elimination) in `mlteach.lmm.blocked`.
 """
 
 from __future__ import annotations
