@@ -86,9 +86,11 @@ def glmm(formula: str, data: pd.DataFrame, family: FamilyName = "binomial",
 
     .. math::
 
-        y_i \\mid u \\sim \\text{Binomial}(m_i, \\mu_i) \\text{ or Poisson}(\\mu_i),
-        \\quad g(\\mu_i) = \\eta_i = x_i'\\beta + o_i + z_i'\\Lambda_\\theta u,
+        \\begin{gathered}
+        y_i \\mid u \\sim \\text{Binomial}(m_i, \\mu_i) \\text{ or Poisson}(\\mu_i), \\\\
+        g(\\mu_i) = \\eta_i = x_i'\\beta + o_i + z_i'\\Lambda_\\theta u,
         \\quad u \\sim N(0, I).
+        \\end{gathered}
 
     Laplace maximises the approximate marginal log-likelihood over (θ, β) jointly, as glmer's
     final stage does, with the conditional modes û found exactly by penalised IRLS at every
