@@ -133,8 +133,7 @@ def _free(g: np.ndarray, at_bound: np.ndarray) -> np.ndarray:
 
 
 def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndarray,
-           max_iter: int = 8, step_tol: float = 1e-9, decrease_tol: float = 0.0,
-           gradient: Callable[[np.ndarray], np.ndarray] | None = None
+           max_iter: int = 8, step_tol: float = 1e-9, decrease_tol: float = 0.0
            ) -> tuple[np.ndarray, float, int, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
     """Projected Newton steps from x with backtracking; stops when a step no longer helps.
 
@@ -145,22 +144,12 @@ def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndar
     there a step whose predicted decrease ½g'H⁻¹g is below `decrease_tol` is the last one (it
     is taken, and the derivatives from just before it are returned: it moved x by about the
     precision the differences have).
-
-    With an analytic `gradient`, each accepted step is followed by the gradient alone at the
-    new point: when the Newton step it gives with the Hessian of the step just taken is
-    below `step_tol`, the polish ends there (that Hessian, from a point within the last step,
-    serves the final checks) without differencing a new one (2k gradients).
     """
     fx = f(x)
     nfev = 1
-    reuse = None
     for _ in range(max_iter):
-        if reuse is not None:
-            g, H, at_bound = reuse
-            reuse = None
-        else:
-            g, H, at_bound, n = derivatives(x)
-            nfev += n
+        g, H, at_bound, n = derivatives(x)
+        nfev += n
         free = _free(g, at_bound)
         if not free.any():
             return x, fx, nfev, (g, H, at_bound)
@@ -197,15 +186,6 @@ def polish(f: Objective, derivatives: Derivatives, x: np.ndarray, lower: np.ndar
                 break
         if not improved:
             return x, fx, nfev, (g, H, at_bound)
-        if gradient is not None:
-            g_new = gradient(x)
-            nfev += 1
-            bound_new = (x - lower) <= _steps(x)
-            free_new = _free(g_new, bound_new)
-            if np.array_equal(free_new, free):
-                step_new = np.linalg.solve(Hf, g_new[free])
-                if np.max(np.abs(step_new)) < step_tol * max(1.0, np.max(np.abs(x))):
-                    return x, fx, nfev, (g_new, H, bound_new)
     return x, fx, nfev, None
 
 
@@ -317,8 +297,7 @@ def minimize_deviance(f: Objective, start: np.ndarray, lower: np.ndarray,
     # than the LMM's closed-form profiled deviance, whose polish keeps going to 1e-9 steps)
     decrease_tol = 1e-14 * max(1.0, abs(fx)) if noise_stop and fg is None else 0.0
     for attempt in range(4):
-        x, fx, n, derivs = polish(f, derivatives, x, lower, decrease_tol=decrease_tol,
-                                  gradient=None if fg is None else (lambda t: fg(t)[1]))
+        x, fx, n, derivs = polish(f, derivatives, x, lower, decrease_tol=decrease_tol)
         nfev += n
         x_snapped, fx, n = snap_to_bound(f, x, fx, lower)
         nfev += n
