@@ -80,6 +80,8 @@ SANITIZE_SAMPLES = [
     ("Time:  19:57:01", "Time:  CLOCK"),
     ('<style>#T_8f3a1 th {}</style><td id="T_8f3a1_row0_col0">', '<style>#T_UUID th {}</style>'
      '<td id="T_UUID_row0_col0">'),
+    ("0.29901141223509814 and 302.80374871764224 but 0.1234", "0.299011412 and 302.803748717 but "
+     "0.1234"),
 ]
 
 # Outputs a chapter prints legitimately, which no rule may touch.
